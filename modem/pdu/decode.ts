@@ -235,9 +235,10 @@ export function decodeDcs(dcs: number): DataCoding {
     };
   }
   if (group === 0xf) {
-    // Bit 2: 0 GSM-7, 1 8-bit data. Bit 3 is reserved; devices that set it (Gammu's vectors 14 and 42: DCS F9 over
-    // UCS-2 octets, FB) do not mean GSM-7, so like Gammu we hand such data over as 8-bit rather than as garbage text.
-    return { encoding: dcs & 0x0c ? '8bit' : 'gsm7', class: dcs & 0x03, compressed: false };
+    // Bit 2: 0 GSM-7, 1 8-bit data; bit 3 is reserved. Phones that set bit 3 use bits 3-2 as in the general group:
+    // Gammu's real-device vector 14 is DCS F9 over UCS-2 octets ("Тест Test"). Read so, it is text, not garbage.
+    if (dcs & 0x08) return { encoding: dcs & 0x04 ? '8bit' : 'ucs2', class: dcs & 0x03, compressed: false };
+    return { encoding: dcs & 0x04 ? '8bit' : 'gsm7', class: dcs & 0x03, compressed: false };
   }
   if (group === 0xe) return { encoding: 'ucs2', class: null, compressed: false }; // message waiting, UCS-2
   return { encoding: 'gsm7', class: null, compressed: false }; // 0xC, 0xD message waiting; 0x8-0xB reserved
