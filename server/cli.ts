@@ -1,0 +1,251 @@
+/**
+ * The `smsgate` command line. Each verb parses its own options with node:util's parseArgs (strict: an unknown
+ * option is an error), prints its result on stdout (JSON for machine-facing verbs) and reports a failure as one line
+ * on stderr. Exit status: 0 success, 1 failed (bad input, modem or network error), 2 wrong usage.
+ */
+import { mkdirSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { SmsgateError } from '../modem/errors.js';
+import { type EncodingChoice, countSegments, decodePdu, encodeSubmit } from '../modem/pdu/index.js';
+import { startServer } from './app.js';
+import { VERSION } from './version.js';
+
+const HELP = `smsgate ${VERSION}: a self-hosted SMS gateway for USB GSM modems
+
+Usage: smsgate <command> [options]
+
+Commands:
+  serve [--listen HOST:PORT] [--data DIR]
+        Run the gateway (default 0.0.0.0:8080, data under ./data). So far: GET /health and
+        GET /api/v1/segments?text=...; the queue, modems and API arrive in later releases.
+  pdu encode --to NUMBER --text TEXT [options]
+        Encode an SMS as SMS-SUBMIT PDUs, printed as JSON:
+        {"encoding":"gsm7"|"ucs2","reference":N|null,"parts":[{"pdu":HEX,"length":N}]}
+        "pdu" is what to write after AT+CMGS's "> " prompt (SMSC field first, 00 = the modem's
+        SMSC); "length" is the AT+CMGS argument (TPDU octets, SMSC field excluded).
+          --to NUMBER        recipient: +CC... international (type 0x91), digits national (0x81)
+          --text TEXT        the message; "-" reads it from standard input
+          --flash            flash SMS (message class 0)
+          --replace N        replace-ID 1..7 (TP-PID 0x40+N; single-part texts only, as Gammu)
+          --report           request a status report (TP-SRR)
+          --ref N            concatenation reference (0..255, or 0..65535 with --16bit); random if absent
+          --16bit            16-bit concatenation reference (IEI 0x08)
+          --validity MINUTES relative validity, rounded up to what TP-VP can say (5 min .. 63 weeks);
+                             "none" for no TP-VP; default 63 weeks (0xFF), as Gammu
+          --unicode          force UCS-2      --gsm7  force GSM-7 (transliterating what it lacks)
+          --smsc NUMBER      put this SMSC in front instead of 00
+  pdu decode HEX [--length N]
+        Decode a PDU as +CMGL/+CMGR print it (SMSC field first) to JSON: type (deliver, submit,
+        status-report), number, text, class, encoding, concat {ref,total,seq}, timestamp (ISO 8601
+        with offset), and for status reports reference, status (delivered|pending|failed) and
+        statusCode. --length N is the +CMGL/+CMGR <length>: a PDU of exactly N octets has no SMSC field.
+  pdu count --text TEXT [--16bit] [--unicode|--gsm7]
+        Encoding, parts and units left in the last part, as JSON.
+  help, --help, -h    this text
+  version, --version  the version
+
+Errors go to stderr as one line; exit status 0 only on success (1 failure, 2 wrong usage).
+`;
+
+/** Raised for wrong usage: exit status 2 and a hint to see --help. */
+class UsageError extends Error {}
+
+type Output = (line: string) => void;
+
+export interface CliIo {
+  stdout: Output;
+  stderr: Output;
+  readStdin: () => string;
+}
+
+const defaultIo: CliIo = {
+  stdout: (line) => process.stdout.write(`${line}\n`),
+  stderr: (line) => process.stderr.write(`${line}\n`),
+  readStdin: () => readFileSync(0, 'utf8'),
+};
+
+/** Runs the CLI; resolves to the exit status (serve resolves only when the server stops). */
+export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    switch (command) {
+      case undefined:
+        io.stderr(HELP.trimEnd());
+        return 2;
+      case 'help':
+      case '--help':
+      case '-h':
+        io.stdout(HELP.trimEnd());
+        return 0;
+      case 'version':
+      case '--version':
+        io.stdout(VERSION);
+        return 0;
+      case 'pdu':
+        return pdu(rest, io);
+      case 'serve':
+        return await serve(rest, io);
+      default:
+        throw new UsageError(`unknown command "${command}"`);
+    }
+  } catch (error) {
+    // Name the verb in the message: "pdu encode: …", "serve: …".
+    const verb = command === 'pdu' && rest[0] && !rest[0].startsWith('-') ? `pdu ${rest[0]}` : command;
+    return report(error, verb, io);
+  }
+}
+
+function report(error: unknown, verb: string | undefined, io: CliIo): number {
+  const where = verb ? `${verb}: ` : '';
+  if (error instanceof UsageError || isParseArgsError(error)) {
+    io.stderr(`smsgate: ${where}${(error as Error).message} (see smsgate --help)`);
+    return 2;
+  }
+  if (error instanceof SmsgateError) {
+    io.stderr(`smsgate: ${where}${error.message} [${error.code}]`);
+    return 1;
+  }
+  io.stderr(`smsgate: ${where}${error instanceof Error ? error.message : String(error)}`);
+  return 1;
+}
+
+function isParseArgsError(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS');
+}
+
+function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T, positionals = false) {
+  return parseArgs({ args, options, strict: true, allowPositionals: positionals });
+}
+
+function pdu(args: string[], io: CliIo): number {
+  const [sub, ...rest] = args;
+  switch (sub) {
+    case 'encode':
+      return pduEncode(rest, io);
+    case 'decode':
+      return pduDecode(rest, io);
+    case 'count':
+      return pduCount(rest, io);
+    default:
+      throw new UsageError(sub ? `unknown pdu command "${sub}" (encode, decode, count)` : 'pdu needs encode, decode or count');
+  }
+}
+
+const ENCODING_OPTIONS = {
+  unicode: { type: 'boolean' },
+  gsm7: { type: 'boolean' },
+  '16bit': { type: 'boolean' },
+} as const;
+
+function encodingChoice(values: { unicode?: boolean; gsm7?: boolean }): EncodingChoice {
+  if (values.unicode && values.gsm7) throw new UsageError('--unicode and --gsm7 exclude each other');
+  return values.unicode ? 'ucs2' : values.gsm7 ? 'gsm7' : 'auto';
+}
+
+function textOption(text: string | undefined, io: CliIo): string {
+  if (text === undefined) throw new UsageError('--text is required');
+  return text === '-' ? io.readStdin().replace(/\r?\n$/, '') : text;
+}
+
+function pduEncode(args: string[], io: CliIo): number {
+  const { values } = parse(args, {
+    to: { type: 'string' },
+    text: { type: 'string' },
+    flash: { type: 'boolean' },
+    replace: { type: 'string' },
+    report: { type: 'boolean' },
+    ref: { type: 'string' },
+    validity: { type: 'string' },
+    smsc: { type: 'string' },
+    ...ENCODING_OPTIONS,
+  });
+  if (values.to === undefined) throw new UsageError('--to is required');
+  const message = encodeSubmit({
+    to: values.to,
+    text: textOption(values.text, io),
+    encoding: encodingChoice(values),
+    flash: values.flash,
+    replace: integerOption(values.replace, '--replace'),
+    report: values.report,
+    reference: integerOption(values.ref, '--ref'),
+    concat16: values['16bit'],
+    validity: values.validity === 'none' ? null : numberOption(values.validity, '--validity'),
+    smsc: values.smsc,
+  });
+  for (const warning of message.warnings) io.stderr(`smsgate: pdu encode: warning: ${warning}`);
+  io.stdout(
+    JSON.stringify({
+      encoding: message.encoding,
+      reference: message.reference,
+      parts: message.parts.map(({ pdu, length }) => ({ pdu, length })),
+    }),
+  );
+  return 0;
+}
+
+function pduDecode(args: string[], io: CliIo): number {
+  const { values, positionals } = parse(args, { length: { type: 'string' } }, true);
+  if (positionals.length === 0) throw new UsageError('pdu decode needs the PDU in hex');
+  // Hex may come split over several arguments (copied with spaces); it is one PDU.
+  const hex = positionals.join('');
+  const decoded = decodePdu(hex, { tpduLength: integerOption(values.length, '--length') });
+  for (const warning of decoded.warnings) io.stderr(`smsgate: pdu decode: warning: ${warning}`);
+  // The fields most readers want first, then the rest of what the PDU says.
+  const { type, number, text, class: messageClass, encoding, concat, timestamp, warnings: _w, ...more } = decoded;
+  io.stdout(JSON.stringify({ type, number, text, class: messageClass, encoding, concat, timestamp, ...more }));
+  return 0;
+}
+
+function pduCount(args: string[], io: CliIo): number {
+  const { values } = parse(args, { text: { type: 'string' }, ...ENCODING_OPTIONS });
+  io.stdout(
+    JSON.stringify(countSegments(textOption(values.text, io), { encoding: encodingChoice(values), concat16: values['16bit'] })),
+  );
+  return 0;
+}
+
+function integerOption(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value)) throw new UsageError(`${name} takes a whole number, got "${value}"`);
+  return Number(value);
+}
+
+function numberOption(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === '' || !Number.isFinite(n)) throw new UsageError(`${name} takes a number, got "${value}"`);
+  return n;
+}
+
+/** HOST:PORT, [IPv6]:PORT or PORT alone (all interfaces). */
+export function parseListen(value: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value) ?? /^()()(\d{1,5})$/.exec(value);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new UsageError(`--listen takes HOST:PORT, got "${value}"`);
+  return { host: m[1] || m[2] || '0.0.0.0', port };
+}
+
+async function serve(args: string[], io: CliIo): Promise<number> {
+  const { values } = parse(args, { listen: { type: 'string' }, data: { type: 'string' } });
+  const { host, port } = parseListen(values.listen ?? '0.0.0.0:8080');
+  const dataDir = resolve(values.data ?? 'data');
+  mkdirSync(dataDir, { recursive: true });
+  const running = await startServer(host, port);
+  io.stdout(`smsgate ${VERSION} listening on ${running.url} (data in ${dataDir})`);
+  return new Promise((done) => {
+    const stop = (signal: string) => {
+      io.stdout(`smsgate: ${signal}, stopping`);
+      running.close().then(
+        () => done(0),
+        (error: unknown) => {
+          io.stderr(`smsgate: serve: stopping failed: ${(error as Error).message}`);
+          done(1);
+        },
+      );
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+}

@@ -1,0 +1,54 @@
+/** Recipient normalisation to E.164 with a default country code. */
+import { describe, expect, it } from 'vitest';
+import { SmsgateError } from '../modem/errors.js';
+import { normaliseNumber } from '../modem/number.js';
+
+describe('normaliseNumber', () => {
+  it.each([
+    ['+79161234567', undefined, '+79161234567', 'international'],
+    ['+7 (916) 123-45-67', undefined, '+79161234567', 'international'],
+    ['0079161234567', undefined, '+79161234567', 'international'],
+    ['  +44 7700 900123 ', '7', '+447700900123', 'international'],
+    ['8 (916) 123-45-67', '7', '+79161234567', 'international'],
+    ['89161234567', '+7', '+79161234567', 'international'],
+    ['79161234567', '7', '+79161234567', 'international'],
+    ['9161234567', '7', '+79161234567', 'international'],
+    ['0170 1234567', '49', '+491701234567', 'international'],
+    ['(415) 555-2671', '1', '+14155552671', 'international'],
+    ['06 12 34 56 78', '33', '+33612345678', 'international'],
+    ['89161234567', undefined, '89161234567', 'national'],
+    ['900', '7', '900', 'short'],
+    ['0611', '7', '0611', 'short'],
+    ['123456', undefined, '123456', 'short'],
+  ])('%s with country code %s is %s (%s)', (input, cc, number, kind) => {
+    expect(normaliseNumber(input, { defaultCountryCode: cc })).toEqual({ number, kind });
+  });
+
+  it.each([
+    ['', /empty/],
+    ['   ', /empty/],
+    ['+7916abc4567', /not a phone number/],
+    ['Mum', /not a phone number/],
+    ['+0123456789', /never starts with 0/],
+    ['+123456', /7 to 15 digits/],
+    ['+1234567890123456', /7 to 15 digits/],
+    ['1234567890123456', /too long/],
+  ])('refuses %j', (input, message) => {
+    expect(() => normaliseNumber(input)).toThrowError(message);
+  });
+
+  it('refuses a national number that cannot exist in the default country, naming the field', () => {
+    let error: unknown;
+    try {
+      normaliseNumber('12345678', { defaultCountryCode: '7', field: 'tel' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(SmsgateError);
+    expect(error).toMatchObject({ code: 'BAD_NUMBER', field: 'tel', message: '"12345678" is not a possible number in country +7' });
+  });
+
+  it('refuses a malformed default country code', () => {
+    expect(() => normaliseNumber('89161234567', { defaultCountryCode: 'RU' })).toThrowError(/not 1 to 3 digits/);
+  });
+});
