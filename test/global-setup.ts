@@ -1,11 +1,14 @@
-/** Builds the project once before the tests, so the CLI tests run the compiled `bin/smsgate.js` as users do. */
+/**
+ * Runs once before the tests: builds the project, so the CLI tests run the compiled `dist/server/smsgate.js` as
+ * users do, and type-checks the tests themselves (vitest only strips their types).
+ */
 import { execFileSync } from 'node:child_process';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export default function setup(): void {
   const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-  execFileSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(root, 'tsconfig.json')], {
-    stdio: 'inherit',
-  });
+  const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+  execFileSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.json')], { stdio: 'inherit' });
+  execFileSync(process.execPath, [tsc, '-p', join(root, 'test', 'tsconfig.json')], { stdio: 'inherit' });
 }

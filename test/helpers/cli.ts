@@ -5,7 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { main } from '../../server/cli.js';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
-export const BIN = join(ROOT, 'bin', 'smsgate.js');
+export const BIN = join(ROOT, 'dist', 'server', 'smsgate.js');
 
 export interface CliResult {
   status: number;

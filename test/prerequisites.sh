@@ -1,0 +1,26 @@
+#!/bin/sh
+# Installs what the test suite needs beyond npm packages, from Debian's packages (run by `npm test` first).
+# - python3-gammu: Gammu 1.42, the reference decoder the PDU tests are judged by (/usr/bin/python3).
+# Nothing is skipped for a missing tool: without root to install it, this fails and says what to install.
+set -eu
+
+missing=""
+/usr/bin/python3 -c 'import gammu' >/dev/null 2>&1 || missing="$missing python3-gammu"
+
+node_major=$(node -p 'process.versions.node.split(".")[0]')
+if [ "$node_major" -lt 20 ]; then
+  echo "smsgate tests: Node.js 20 or newer is needed, this is $(node --version)" >&2
+  exit 1
+fi
+
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "smsgate tests: missing Debian packages:$missing; run as root or: sudo apt-get install$missing" >&2
+  exit 1
+fi
+echo "smsgate tests: installing$missing" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# shellcheck disable=SC2086 # one word per package
+apt-get install -y -qq --no-install-recommends $missing >/dev/null
+/usr/bin/python3 -c 'import gammu'
