@@ -1,7 +1,7 @@
 /** Recipient normalisation to E.164 with a default country code. */
 import { describe, expect, it } from 'vitest';
-import { SmsgateError } from '../modem/errors.js';
 import { normaliseNumber } from '../modem/number.js';
+import { errorOf } from './helpers/errors.js';
 
 describe('normaliseNumber', () => {
   it.each([
@@ -38,13 +38,7 @@ describe('normaliseNumber', () => {
   });
 
   it('refuses a national number that cannot exist in the default country, naming the field', () => {
-    let error: unknown;
-    try {
-      normaliseNumber('12345678', { defaultCountryCode: '7', field: 'tel' });
-    } catch (e) {
-      error = e;
-    }
-    expect(error).toBeInstanceOf(SmsgateError);
+    const error = errorOf(() => normaliseNumber('12345678', { defaultCountryCode: '7', field: 'tel' }));
     expect(error).toMatchObject({ code: 'BAD_NUMBER', field: 'tel', message: '"12345678" is not a possible number in country +7' });
   });
 

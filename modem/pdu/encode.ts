@@ -22,9 +22,8 @@ import { relativeValidity } from './validity.js';
 /** TP-VP when the caller says nothing: relative 0xFF (63 weeks), the SMSC's maximum, as Gammu sends. */
 export const DEFAULT_VALIDITY_MINUTES = 63 * 7 * 24 * 60;
 
-export interface SubmitOptions {
-  /** Recipient: "+" and digits for an international number, digits for a national one. */
-  to: string;
+/** What SMS-SUBMIT and SMS-DELIVER share: the text and how to code it. */
+export interface MessageOptions {
   text: string;
   /** `auto` (default): GSM-7 when the text allows it, else UCS-2. */
   encoding?: EncodingChoice;
@@ -34,16 +33,21 @@ export interface SubmitOptions {
   messageClass?: 0 | 1 | 2 | 3;
   /** Replace-ID 1..7: TP-PID 0x40+n, replacing the recipient's earlier message with the same ID and sender. */
   replace?: number;
-  /** Ask for a status report (TP-SRR). */
-  report?: boolean;
   /** Concatenation reference; random when absent. 0..255, or 0..65535 with `concat16`. */
   reference?: number;
   /** A 16-bit concatenation reference (IEI 0x08) instead of 8-bit (IEI 0x00). */
   concat16?: boolean;
-  /** Relative validity in minutes (rounded up to what TP-VP can say); null for no TP-VP at all. */
-  validity?: number | null;
   /** SMSC number to put in front; absent = `00`, the modem's configured SMSC. */
   smsc?: string;
+}
+
+export interface SubmitOptions extends MessageOptions {
+  /** Recipient: "+" and digits for an international number, digits for a national one. */
+  to: string;
+  /** Ask for a status report (TP-SRR). */
+  report?: boolean;
+  /** Relative validity in minutes (rounded up to what TP-VP can say); null for no TP-VP at all. */
+  validity?: number | null;
   /** TP-RD: ask the SMSC to reject a duplicate of a message still held there. */
   rejectDuplicates?: boolean;
 }
@@ -68,50 +72,22 @@ export interface EncodedMessage {
 
 /** Encodes a text as one or more SMS-SUBMIT PDUs. */
 export function encodeSubmit(options: SubmitOptions): EncodedMessage {
-  const warnings: string[] = [];
-  checkOptions(options);
-  const { encoding, segments } = segmentText(options.text, options);
-  const multipart = segments.length > 1;
-  const reference = multipart ? chooseReference(options) : null;
-
-  let pid = 0x00;
-  if (options.replace !== undefined) {
-    // Every part of one message would carry the same PID and sender, so on a multipart text each part would
-    // replace the one before it on the handset. Gammu sets the replace PID only on single-part texts; so do we.
-    if (multipart) warnings.push(`replace-ID ${options.replace} ignored: the text needs ${segments.length} parts`);
-    else pid = 0x40 + options.replace;
-  }
-  const dcs = dataCodingScheme(encoding, options.flash ? 0 : options.messageClass);
   const validity = options.validity === undefined ? DEFAULT_VALIDITY_MINUTES : options.validity;
   const vp = validity === null ? null : relativeValidity(validity);
   const address = encodeAddress(options.to);
-  const smsc = encodeSmsc(options.smsc);
-
-  const parts = segments.map((segment, index) => {
-    const udh = multipart ? concatHeader(reference!, segments.length, index + 1, options.concat16 === true) : null;
-    const { udl, ud } = userData(encoding, segment, udh);
+  return encodeParts(options, ({ header, pid, dcs, udl, ud }) => {
     const first =
-      0x01 | (options.rejectDuplicates ? 0x04 : 0) | (vp === null ? 0 : 0x10) | (options.report ? 0x20 : 0) | (udh ? 0x40 : 0);
-    const tpdu = [first, 0x00, ...address, pid, dcs, ...(vp === null ? [] : [vp]), udl, ...ud];
-    return { pdu: toHex([...smsc, ...tpdu]), length: tpdu.length, text: segment.text };
+      0x01 | (options.rejectDuplicates ? 0x04 : 0) | (vp === null ? 0 : 0x10) | (options.report ? 0x20 : 0) | (header ? 0x40 : 0);
+    return [first, 0x00, ...address, pid, dcs, ...(vp === null ? [] : [vp]), udl, ...ud];
   });
-  return { encoding, reference, parts, warnings };
 }
 
-export interface DeliverOptions {
+export interface DeliverOptions extends MessageOptions {
   /** Sender: a number, or a name with `alphanumeric`. */
   from: string;
   alphanumeric?: boolean;
-  text: string;
   /** Service-centre time stamp, ISO 8601 with offset ("2007-06-05T13:56:30+02:00"). */
   timestamp: string;
-  encoding?: EncodingChoice;
-  flash?: boolean;
-  messageClass?: 0 | 1 | 2 | 3;
-  replace?: number;
-  reference?: number;
-  concat16?: boolean;
-  smsc?: string;
   /** TP-MMS clear: the SMSC has more messages waiting (Gammu writes it so). */
   moreMessages?: boolean;
   /** TP-SRI: the sender asked for a status report. */
@@ -120,33 +96,49 @@ export interface DeliverOptions {
 
 /** Encodes a text as one or more SMS-DELIVER PDUs (SMSC field first), as a modem would list them. */
 export function encodeDeliver(options: DeliverOptions): EncodedMessage {
+  const address = encodeAddress(options.from, options.alphanumeric);
+  const scts = encodeTimestamp(options.timestamp);
+  return encodeParts(options, ({ header, pid, dcs, udl, ud }) => {
+    const first = 0x00 | (options.moreMessages ? 0 : 0x04) | (options.statusReportIndication ? 0x20 : 0) | (header ? 0x40 : 0);
+    return [first, ...address, pid, dcs, ...scts, udl, ...ud];
+  });
+}
+
+/** What one part's TPDU is built from; the message type decides the layout around it. */
+interface PartFields {
+  /** The part carries a User Data Header (TP-UDHI). */
+  header: boolean;
+  pid: number;
+  dcs: number;
+  udl: number;
+  ud: number[];
+}
+
+/** Cuts the text into parts and lays each out with `layout`, the SMSC field in front. */
+function encodeParts(options: MessageOptions, layout: (fields: PartFields) => number[]): EncodedMessage {
   checkOptions(options);
+  const warnings: string[] = [];
   const { encoding, segments } = segmentText(options.text, options);
   const multipart = segments.length > 1;
   const reference = multipart ? chooseReference(options) : null;
-  const pid = options.replace !== undefined && !multipart ? 0x40 + options.replace : 0x00;
+  let pid = 0x00;
+  if (options.replace !== undefined) {
+    // Every part of one message would carry the same PID and sender, so on a multipart text each part would
+    // replace the one before it on the handset. Gammu sets the replace PID only on single-part texts; so do we.
+    if (multipart) warnings.push(`replace-ID ${options.replace} ignored: the text needs ${segments.length} parts`);
+    else pid = 0x40 + options.replace;
+  }
   const dcs = dataCodingScheme(encoding, options.flash ? 0 : options.messageClass);
-  const address = encodeAddress(options.from, options.alphanumeric);
-  const scts = encodeTimestamp(options.timestamp);
   const smsc = encodeSmsc(options.smsc);
   const parts = segments.map((segment, index) => {
     const udh = multipart ? concatHeader(reference!, segments.length, index + 1, options.concat16 === true) : null;
-    const { udl, ud } = userData(encoding, segment, udh);
-    const first =
-      0x00 | (options.moreMessages ? 0 : 0x04) | (options.statusReportIndication ? 0x20 : 0) | (udh ? 0x40 : 0);
-    const tpdu = [first, ...address, pid, dcs, ...scts, udl, ...ud];
+    const tpdu = layout({ header: udh !== null, pid, dcs, ...userData(encoding, segment, udh) });
     return { pdu: toHex([...smsc, ...tpdu]), length: tpdu.length, text: segment.text };
   });
-  return { encoding, reference, parts, warnings: [] };
+  return { encoding, reference, parts, warnings };
 }
 
-function checkOptions(options: {
-  replace?: number;
-  reference?: number;
-  concat16?: boolean;
-  messageClass?: number;
-  validity?: number | null;
-}): void {
+function checkOptions(options: MessageOptions): void {
   const { replace, reference, concat16, messageClass } = options;
   if (replace !== undefined && !(Number.isInteger(replace) && replace >= 1 && replace <= 7)) {
     throw new SmsgateError(ErrorCodes.BadMessage, `replace-ID must be an integer 1..7, got ${replace}`, 'replace');

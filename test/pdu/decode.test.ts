@@ -1,24 +1,14 @@
 /** The decoder on hand-made PDUs of each kind, and on every way a PDU can be broken. */
 import { describe, expect, it } from 'vitest';
-import { SmsgateError } from '../../modem/errors.js';
 import { classifyStatus, decodePdu, encodeDeliver, encodeSubmit, statusText } from '../../modem/pdu/index.js';
 import { toHex } from '../../modem/pdu/octets.js';
+import { errorOf } from '../helpers/errors.js';
 import { encodeTimestamp } from '../../modem/pdu/timestamp.js';
 
 const SCTS = toHex(encodeTimestamp('2026-11-24T09:15:00+03:00'));
 const DT = toHex(encodeTimestamp('2026-11-24T09:15:05+03:00'));
 /** An SMS-DELIVER from +79161234567 up to TP-DCS (SMSC 00, first octet `first`), for hand-made user data. */
 const deliverHead = (first: string, dcs: string) => `00${first}0B919761214365F700${dcs}${SCTS}`;
-
-function errorOf(fn: () => unknown): SmsgateError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof SmsgateError) return error;
-    throw error;
-  }
-  throw new Error('expected an SmsgateError');
-}
 
 /** An SMS-STATUS-REPORT as modems list it: SMSC, 06 (MTI 10, MMS), MR, RA, SCTS, DT, ST. */
 function statusReport(reference: number, status: number, extra = ''): string {

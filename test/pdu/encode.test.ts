@@ -1,6 +1,5 @@
 /** The SMS-SUBMIT/DELIVER encoder, field by field, against published examples and 3GPP TS 23.040. */
 import { describe, expect, it } from 'vitest';
-import { SmsgateError } from '../../modem/errors.js';
 import {
   MAX_VALIDITY_MINUTES,
   decodePdu,
@@ -11,16 +10,7 @@ import {
 } from '../../modem/pdu/index.js';
 import { packSeptets, textToSeptets } from '../../modem/pdu/gsm7.js';
 import { toHex } from '../../modem/pdu/octets.js';
-
-function thrown(fn: () => unknown): SmsgateError {
-  try {
-    fn();
-  } catch (error) {
-    if (error instanceof SmsgateError) return error;
-    throw error;
-  }
-  throw new Error('expected an SmsgateError');
-}
+import { errorOf } from '../helpers/errors.js';
 
 describe('published examples', () => {
   it('23.038 §6.1.2.1.1: "hellohello" packs to E8329BFD4697D9EC37', () => {
@@ -63,9 +53,9 @@ describe('SMS-SUBMIT fields', () => {
 
   it('tolerates spaces, dashes and brackets in the number but nothing else', () => {
     expect(decodePdu(one({ to: '+7 (916) 123-45-67' }).parts[0]!.pdu).number).toBe('+79161234567');
-    expect(thrown(() => one({ to: '+7916abc' })).code).toBe('BAD_NUMBER');
-    expect(thrown(() => one({ to: '' })).code).toBe('BAD_NUMBER');
-    expect(thrown(() => one({ to: '1'.repeat(21) })).code).toBe('BAD_NUMBER');
+    expect(errorOf(() => one({ to: '+7916abc' })).code).toBe('BAD_NUMBER');
+    expect(errorOf(() => one({ to: '' })).code).toBe('BAD_NUMBER');
+    expect(errorOf(() => one({ to: '1'.repeat(21) })).code).toBe('BAD_NUMBER');
   });
 
   it('flash is message class 0: DCS F0 for GSM-7, 18 for UCS-2 (as Gammu writes)', () => {
@@ -80,7 +70,7 @@ describe('SMS-SUBMIT fields', () => {
       const decoded = decodePdu(one({ replace: n }).parts[0]!.pdu);
       expect(decoded).toMatchObject({ pid: 0x40 + n, replace: n });
     }
-    for (const bad of [0, 8, 1.5, -1]) expect(thrown(() => one({ replace: bad })).field).toBe('replace');
+    for (const bad of [0, 8, 1.5, -1]) expect(errorOf(() => one({ replace: bad })).field).toBe('replace');
   });
 
   it('drops replace-ID on a multipart text, with a warning, because the parts would replace each other', () => {
@@ -122,12 +112,12 @@ describe('SMS-SUBMIT fields', () => {
     expect(one({ text: 'x'.repeat(200) }).reference).toBeLessThanOrEqual(255);
     expect(one({ text: 'x'.repeat(400), concat16: true }).reference).toBeLessThanOrEqual(0xffff);
     expect(one({}).reference).toBeNull();
-    expect(thrown(() => one({ text: 'x'.repeat(200), reference: 256 })).field).toBe('reference');
-    expect(thrown(() => one({ text: 'x'.repeat(200), reference: 65536, concat16: true })).field).toBe('reference');
+    expect(errorOf(() => one({ text: 'x'.repeat(200), reference: 256 })).field).toBe('reference');
+    expect(errorOf(() => one({ text: 'x'.repeat(200), reference: 65536, concat16: true })).field).toBe('reference');
   });
 
   it('refuses a text that would need more than 255 parts', () => {
-    expect(thrown(() => one({ text: 'x'.repeat(153 * 255 + 1) })).field).toBe('text');
+    expect(errorOf(() => one({ text: 'x'.repeat(153 * 255 + 1) })).field).toBe('text');
     expect(one({ text: 'x'.repeat(153 * 255) }).parts).toHaveLength(255);
   });
 });
@@ -160,7 +150,7 @@ describe('relative validity, every range of 23.040 §9.2.3.12.1', () => {
 
   it('refuses zero, negative and longer than 63 weeks', () => {
     for (const bad of [0, -5, Number.NaN, MAX_VALIDITY_MINUTES + 1]) {
-      expect(thrown(() => relativeValidity(bad))).toMatchObject({ code: 'BAD_MESSAGE', field: 'validity' });
+      expect(errorOf(() => relativeValidity(bad))).toMatchObject({ code: 'BAD_MESSAGE', field: 'validity' });
     }
   });
 });
@@ -175,15 +165,15 @@ describe('SMS-DELIVER (the simulator uses it for incoming messages)', () => {
   it('writes "Z" as +00:00 and refuses offsets that are not whole quarter hours', () => {
     const pdu = encodeDeliver({ from: '1', text: 'hi', timestamp: '2026-01-02T03:04:05Z' }).parts[0]!.pdu;
     expect(decodePdu(pdu).timestamp).toBe('2026-01-02T03:04:05+00:00');
-    expect(thrown(() => encodeDeliver({ from: '1', text: 'hi', timestamp: '2026-01-02T03:04:05+00:10' })).field).toBe('timestamp');
-    expect(thrown(() => encodeDeliver({ from: '1', text: 'hi', timestamp: 'yesterday' })).field).toBe('timestamp');
+    expect(errorOf(() => encodeDeliver({ from: '1', text: 'hi', timestamp: '2026-01-02T03:04:05+00:10' })).field).toBe('timestamp');
+    expect(errorOf(() => encodeDeliver({ from: '1', text: 'hi', timestamp: 'yesterday' })).field).toBe('timestamp');
   });
 
   it('encodes an alphanumeric sender as TON 101 and decodes it back', () => {
     const pdu = encodeDeliver({ from: 'Sberbank', alphanumeric: true, text: 'Kod 1234', timestamp: '2026-11-24T10:00:00+03:00' })
       .parts[0]!.pdu;
     expect(decodePdu(pdu)).toMatchObject({ number: 'Sberbank', numberType: 0xd0, text: 'Kod 1234' });
-    expect(thrown(() => encodeDeliver({ from: 'TwelveLetter', alphanumeric: true, text: 'x', timestamp: '2026-11-24T10:00:00Z' })).code)
+    expect(errorOf(() => encodeDeliver({ from: 'TwelveLetter', alphanumeric: true, text: 'x', timestamp: '2026-11-24T10:00:00Z' })).code)
       .toBe('BAD_NUMBER');
   });
 
