@@ -35,8 +35,10 @@ const SEPARATORS = /[\s\u00a0\u2000-\u200b\-‐‑‒–—().\/]/g;
 export function normaliseNumber(input: string, options: NumberOptions = {}): NormalisedNumber {
   const field = options.field ?? 'to';
   const fail = (why: string) => new SmsgateError(ErrorCodes.BadNumber, `"${input}" ${why}`, field);
-  let compact = input.trim().replace(SEPARATORS, '');
+  // "+44 (0)20 …": the bracketed trunk zero after a country code is not dialled from abroad.
+  let compact = input.trim().replace(/^(\+\d{1,3})[\s\u00a0]*\(0\)/, '$1').replace(SEPARATORS, '');
   if (compact === '') throw fail('is empty');
+  if (/^\d+$/.test(compact) && compact.length <= MAX_SHORT_CODE_DIGITS) return { number: compact, kind: 'short' };
   if (compact.startsWith('00')) compact = `+${compact.slice(2)}`;
   if (!/^\+?\d+$/.test(compact)) throw fail('is not a phone number: only digits, an optional leading +, spaces, dashes and brackets');
 
@@ -46,7 +48,6 @@ export function normaliseNumber(input: string, options: NumberOptions = {}): Nor
     if (digits.length < 7 || digits.length > 15) throw fail('is not an international number: E.164 has 7 to 15 digits');
     return { number: compact, kind: 'international' };
   }
-  if (compact.length <= MAX_SHORT_CODE_DIGITS) return { number: compact, kind: 'short' };
   if (compact.length > 15) throw fail('is too long for a phone number (more than 15 digits)');
 
   const countryCode = options.defaultCountryCode?.replace(/^\+/, '');
@@ -54,7 +55,16 @@ export function normaliseNumber(input: string, options: NumberOptions = {}): Nor
   if (!/^\d{1,3}$/.test(countryCode)) {
     throw new SmsgateError(ErrorCodes.BadNumber, `the default country code "${options.defaultCountryCode}" is not 1 to 3 digits`, 'defaultCountryCode');
   }
-  const parsed = parsePhoneNumberFromString(compact, { defaultCallingCode: countryCode });
-  if (!parsed || !parsed.isPossible()) throw fail(`is not a possible number in country +${countryCode}`);
+  let parsed: ReturnType<typeof parsePhoneNumberFromString>;
+  try {
+    parsed = parsePhoneNumberFromString(compact, { defaultCallingCode: countryCode });
+  } catch {
+    throw new SmsgateError(ErrorCodes.BadNumber, `the default country code +${countryCode} is not in use`, 'defaultCountryCode');
+  }
+  // Valid, not merely possible: a national number read in the wrong way would reach a stranger. Anyone can write
+  // the number in international form instead.
+  if (!parsed || !parsed.isValid()) {
+    throw fail(`is not a valid number in country +${countryCode}; write it in international form (+CC…)`);
+  }
   return { number: parsed.number, kind: 'international' };
 }

@@ -6,7 +6,7 @@
 import { mkdirSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { SmsgateError } from '../modem/errors.js';
+import { ErrorCodes, SmsgateError } from '../modem/errors.js';
 import { type EncodingChoice, countSegments, decodePdu, encodeSubmit } from '../modem/pdu/index.js';
 import { startServer } from './app.js';
 import { VERSION } from './version.js';
@@ -98,15 +98,17 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
 
 function report(error: unknown, verb: string | undefined, io: CliIo): number {
   const where = verb ? `${verb}: ` : '';
+  // One line, whatever the input the message quotes held.
+  const line = (text: string) => io.stderr(text.replace(/\r?\n|\r/g, '\\n'));
   if (error instanceof UsageError || isParseArgsError(error)) {
-    io.stderr(`smsgate: ${where}${(error as Error).message} (see smsgate --help)`);
+    line(`smsgate: ${where}${(error as Error).message} (see smsgate --help)`);
     return 2;
   }
   if (error instanceof SmsgateError) {
-    io.stderr(`smsgate: ${where}${error.message} [${error.code}]`);
+    line(`smsgate: ${where}${error.message} [${error.code}]`);
     return 1;
   }
-  io.stderr(`smsgate: ${where}${error instanceof Error ? error.message : String(error)}`);
+  line(`smsgate: ${where}${error instanceof Error ? error.message : String(error)}`);
   return 1;
 }
 
@@ -146,7 +148,9 @@ function encodingChoice(values: { unicode?: boolean; gsm7?: boolean }): Encoding
 
 function textOption(text: string | undefined, io: CliIo): string {
   if (text === undefined) throw new UsageError('--text is required');
-  return text === '-' ? io.readStdin().replace(/\r?\n$/, '') : text;
+  const value = text === '-' ? io.readStdin().replace(/\r?\n$/, '') : text;
+  if (value === '') throw new SmsgateError(ErrorCodes.BadMessage, 'the text is empty', 'text');
+  return value;
 }
 
 function pduEncode(args: string[], io: CliIo): number {
@@ -214,9 +218,8 @@ function integerOption(value: string | undefined, name: string): number | undefi
 
 function numberOption(value: string | undefined, name: string): number | undefined {
   if (value === undefined) return undefined;
-  const n = Number(value);
-  if (value.trim() === '' || !Number.isFinite(n)) throw new UsageError(`${name} takes a number, got "${value}"`);
-  return n;
+  if (!/^\d+(\.\d+)?$/.test(value)) throw new UsageError(`${name} takes a number, got "${value}"`);
+  return Number(value);
 }
 
 /** HOST:PORT, [IPv6]:PORT or PORT alone (all interfaces). */

@@ -61,6 +61,9 @@ describe('smsgate pdu encode', () => {
     [['--to', 'Mum', '--text', 'x'], 1, /not a phone number/],
     [['--to', '+1234567', '--text', 'x', '--unicode', '--gsm7'], 2, /exclude each other/],
     [['--to', '+1234567', '--text', 'x', '--colour'], 2, /Unknown option '--colour'/],
+    [['--to', '+1234567', '--text', ''], 1, /the text is empty/],
+    [['--to', '+1234567', '--text', 'x', '--validity', '0x10'], 2, /--validity takes a number/],
+    [['--to', 'a\nb', '--text', 'x'], 1, /"a\\nb" is not a phone number/],
   ])('refuses %j with status %i', async (args, status, message) => {
     const result = await runMain(['pdu', 'encode', ...args]);
     expect(result.status).toBe(status);

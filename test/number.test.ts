@@ -39,10 +39,26 @@ describe('normaliseNumber', () => {
 
   it('refuses a national number that cannot exist in the default country, naming the field', () => {
     const error = errorOf(() => normaliseNumber('12345678', { defaultCountryCode: '7', field: 'tel' }));
-    expect(error).toMatchObject({ code: 'BAD_NUMBER', field: 'tel', message: '"12345678" is not a possible number in country +7' });
+    expect(error).toMatchObject({ code: 'BAD_NUMBER', field: 'tel', message: '"12345678" is not a valid number in country +7; write it in international form (+CC…)' });
   });
 
-  it('refuses a malformed default country code', () => {
-    expect(() => normaliseNumber('89161234567', { defaultCountryCode: 'RU' })).toThrowError(/not 1 to 3 digits/);
+  it('refuses a malformed or unused default country code with a BAD_NUMBER error', () => {
+    expect(errorOf(() => normaliseNumber('89161234567', { defaultCountryCode: 'RU' })).message).toMatch(/not 1 to 3 digits/);
+    expect(errorOf(() => normaliseNumber('1234567', { defaultCountryCode: '999' }))).toMatchObject({
+      code: 'BAD_NUMBER',
+      field: 'defaultCountryCode',
+      message: 'the default country code +999 is not in use',
+    });
+  });
+
+  it('drops the bracketed trunk zero after a country code', () => {
+    expect(normaliseNumber('+44 (0)20 7946 0958').number).toBe('+442079460958');
+    expect(normaliseNumber('+33 (0) 6 12 34 56 78').number).toBe('+33612345678');
+  });
+
+  it('keeps short codes that start with zeros, and refuses a national number read the wrong way', () => {
+    expect(normaliseNumber('000')).toEqual({ number: '000', kind: 'short' });
+    // "8 10 44 …" is Russia's old international prefix: as a Russian national number it is not valid.
+    expect(errorOf(() => normaliseNumber('8 10 44 20 7946 0958', { defaultCountryCode: '7' })).code).toBe('BAD_NUMBER');
   });
 });

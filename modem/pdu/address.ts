@@ -26,10 +26,10 @@ const NUMBER_RE = /^\+?[0-9*#]{1,20}$/;
 /** TP-DA / TP-OA for a phone number ("+" = international) or, with `alphanumeric`, a sender name (≤ 11 chars). */
 export function encodeAddress(value: string, alphanumeric = false): number[] {
   if (alphanumeric) {
-    if (value.length === 0 || value.length > 11 || !isGsm7(value)) {
-      throw new SmsgateError(ErrorCodes.BadNumber, `an alphanumeric address is 1 to 11 GSM-7 characters: "${value}"`);
+    const septets = isGsm7(value) ? textToSeptets(value) : [];
+    if (septets.length === 0 || septets.length > 11) {
+      throw new SmsgateError(ErrorCodes.BadNumber, `an alphanumeric address is 1 to 11 GSM-7 septets: "${value}"`);
     }
-    const septets = textToSeptets(value);
     const packed = packSeptets(septets);
     return [Math.ceil((septets.length * 7) / 4), TOA_ALPHANUMERIC, ...packed];
   }
@@ -60,10 +60,13 @@ export function decodeAddress(reader: OctetReader, field: string): Address {
   const length = reader.byte(`${field} length`);
   const type = reader.byte(`${field} type`);
   if (length > 20) throw invalid(`${field} claims ${length} digits; an address holds at most 20`);
-  if ((type & 0x80) === 0) throw invalid(`${field} type 0x${hex2(type)} lacks its extension bit`);
+  // An empty address (a draft without recipient: "00 00") may carry any type octet.
+  if (length > 0 && (type & 0x80) === 0) throw invalid(`${field} type 0x${hex2(type)} lacks its extension bit`);
   const body = reader.bytes(Math.ceil(length / 2), field);
   if ((type & 0x70) === 0x50) {
     const septets = unpackSeptets(body, Math.floor((length * 4) / 7));
+    // Some SMSCs give the length as octets × 2; a 7-character name then shows a trailing "@" (septet 0x00).
+    if (septets.length % 8 === 0 && septets.at(-1) === 0) septets.pop();
     return { number: septetsToText(septets), type };
   }
   return { number: withPlus(decodeSemiOctets(body, length), type), type };

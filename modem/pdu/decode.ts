@@ -66,7 +66,7 @@ export interface DecodedPdu {
   /** Submit only: TP-VP in minutes when relative, the raw field in hex otherwise; null when absent. */
   validity: number | string | null;
   /** Status report only: discharge time (TP-DT). */
-  dischargeTime?: string;
+  dischargeTime?: string | null;
   /** Status report only: delivered, still pending, or failed. */
   status?: DeliveryStatus;
   /** Status report only: raw TP-ST. */
@@ -122,7 +122,7 @@ function decodeDeliver(reader: OctetReader, first: number, base: Base): DecodedP
   const address = decodeAddress(reader, 'the sender (TP-OA)');
   const pid = reader.byte('TP-PID');
   const dcs = reader.byte('TP-DCS');
-  const timestamp = decodeTimestamp(reader.bytes(7, 'the time stamp (TP-SCTS)'), 'the time stamp (TP-SCTS)');
+  const timestamp = readTimestamp(reader, 'the time stamp (TP-SCTS)', base.warnings);
   const body = decodeUserData(reader, dcs, (first & 0x40) !== 0, base.warnings);
   return {
     type: 'deliver',
@@ -173,8 +173,8 @@ function decodeSubmit(reader: OctetReader, first: number, base: Base): DecodedPd
 function decodeStatusReport(reader: OctetReader, first: number, base: Base): DecodedPdu {
   const reference = reader.byte('the message reference (TP-MR)');
   const address = decodeAddress(reader, 'the recipient (TP-RA)');
-  const timestamp = decodeTimestamp(reader.bytes(7, 'the time stamp (TP-SCTS)'), 'the time stamp (TP-SCTS)');
-  const dischargeTime = decodeTimestamp(reader.bytes(7, 'the discharge time (TP-DT)'), 'the discharge time (TP-DT)');
+  const timestamp = readTimestamp(reader, 'the time stamp (TP-SCTS)', base.warnings);
+  const dischargeTime = readTimestamp(reader, 'the discharge time (TP-DT)', base.warnings);
   const statusCode = reader.byte('the status (TP-ST)');
   let pid = 0;
   let body: UserData = { text: null, encoding: 'gsm7', class: null, concat: null, udh: null, data: null };
@@ -184,6 +184,8 @@ function decodeStatusReport(reader: OctetReader, first: number, base: Base): Dec
   if (reader.remaining > 0) {
     try {
       const pi = reader.byte('the parameter indicator (TP-PI)');
+      // Bit 7 extends TP-PI with further octets, whose bits are all reserved (§9.2.3.27): skip them.
+      for (let more = pi; more & 0x80; ) more = reader.byte('the parameter indicator extension (TP-PI)');
       if (pi & 0x01) pid = reader.byte('TP-PID');
       const dcs = pi & 0x02 ? reader.byte('TP-DCS') : 0;
       if (pi & 0x04) body = decodeUserData(reader, dcs, (first & 0x40) !== 0, base.warnings);
@@ -212,6 +214,14 @@ function decodeStatusReport(reader: OctetReader, first: number, base: Base): Dec
   };
 }
 
+/** Seven octets of TP-SCTS or TP-DT; a stamp that is no real time is null with a warning, not a lost message. */
+function readTimestamp(reader: OctetReader, field: string, warnings: string[]): string | null {
+  const octets = reader.bytes(7, field);
+  const stamp = decodeTimestamp(octets);
+  if (stamp === null) warnings.push(`${field} is not a valid date and time (${toHex(octets)})`);
+  return stamp;
+}
+
 function replaceId(pid: number): number | null {
   return pid >= 0x41 && pid <= 0x47 ? pid - 0x40 : null;
 }
@@ -220,6 +230,8 @@ interface DataCoding {
   encoding: PduEncoding;
   class: number | null;
   compressed: boolean;
+  /** A reserved bit was set and the alphabet is our reading of it. */
+  reserved?: boolean;
 }
 
 /** TP-DCS (23.038 §4). Reserved coding groups are read as GSM-7, as the spec asks. */
@@ -237,7 +249,7 @@ export function decodeDcs(dcs: number): DataCoding {
   if (group === 0xf) {
     // Bit 2: 0 GSM-7, 1 8-bit data; bit 3 is reserved. Phones that set bit 3 use bits 3-2 as in the general group:
     // Gammu's real-device vector 14 is DCS F9 over UCS-2 octets ("Тест Test"). Read so, it is text, not garbage.
-    if (dcs & 0x08) return { encoding: dcs & 0x04 ? '8bit' : 'ucs2', class: dcs & 0x03, compressed: false };
+    if (dcs & 0x08) return { encoding: dcs & 0x04 ? '8bit' : 'ucs2', class: dcs & 0x03, compressed: false, reserved: true };
     return { encoding: dcs & 0x04 ? '8bit' : 'gsm7', class: dcs & 0x03, compressed: false };
   }
   if (group === 0xe) return { encoding: 'ucs2', class: null, compressed: false }; // message waiting, UCS-2
@@ -249,6 +261,7 @@ type UserData = Pick<DecodedPdu, 'text' | 'encoding' | 'class' | 'concat' | 'udh
 /** TP-UDL and TP-UD, with the UDH when TP-UDHI is set (§9.2.3.24). */
 function decodeUserData(reader: OctetReader, dcs: number, hasHeader: boolean, warnings: string[]): UserData {
   const coding = decodeDcs(dcs);
+  if (coding.reserved) warnings.push(`TP-DCS ${toHex([dcs])} sets a reserved bit; read as ${coding.encoding}`);
   const udl = reader.byte('the user data length (TP-UDL)');
   const septetCoded = coding.encoding === 'gsm7' && !coding.compressed;
   if (septetCoded ? udl > 160 : udl > 140) {
@@ -327,8 +340,10 @@ function concatOf(elements: HeaderElement[], warnings: string[]): Concat | null 
       throw invalid(`concatenation element 0x${hex2(element.iei)} has ${octets.length} octets`);
     }
     if (concat) {
+      // 23.040 §9.2.3.24.1: a receiver ignores a concatenation element whose numbers are out of range.
       if (concat.total === 0 || concat.seq === 0 || concat.seq > concat.total) {
-        warnings.push(`concatenation part ${concat.seq} of ${concat.total} is out of range`);
+        warnings.push(`concatenation part ${concat.seq} of ${concat.total} is out of range; the header is ignored`);
+        return null;
       }
       return concat;
     }

@@ -78,6 +78,8 @@ export function textToSeptets(text: string): number[] {
 
 /** Strips combining marks (NFD) from a character that has no GSM-7 form; what is left may or may not be GSM-7. */
 export function transliterate(ch: string): string {
+  // A lone combining mark (an accent typed apart from its letter) has nothing to show: it goes.
+  if (/^\p{M}$/u.test(ch)) return '';
   const stripped = ch.normalize('NFD').replace(/\p{M}+/gu, '');
   return stripped === '' ? '?' : stripped;
 }

@@ -8,6 +8,8 @@
  * as far as it goes ("greedy") gives the minimal number of parts, because no character can move to an earlier part
  * than greedy puts it in.
  *
+ * Texts are put in Unicode canonical composition (NFC) first, as phones send them.
+ *
  * Pure and free of Node APIs: the server, the scheduler and the browser's counter all use it.
  */
 import { isGsm7, textToSeptets } from './gsm7.js';
@@ -57,7 +59,7 @@ const MULTI = { gsm7: [153, 152], ucs2: [67, 66] } as const;
 /** GSM-7 when every character has a GSM-7 form, otherwise UCS-2. */
 export function chooseEncoding(text: string, choice: EncodingChoice = 'auto'): Encoding {
   if (choice !== 'auto') return choice;
-  return isGsm7(text) ? 'gsm7' : 'ucs2';
+  return isGsm7(text.normalize('NFC')) ? 'gsm7' : 'ucs2';
 }
 
 /** Units one part holds. */
@@ -66,7 +68,9 @@ export function partCapacity(encoding: Encoding, multipart: boolean, concat16 = 
 }
 
 /** Cuts `text` into the minimal number of parts without splitting an escape pair or a surrogate pair. */
-export function segmentText(text: string, options: SegmentOptions = {}): Segmentation {
+export function segmentText(input: string, options: SegmentOptions = {}): Segmentation {
+  // Canonical composition first: "e" + U+0301 is "é", one GSM-7 character, not a reason for UCS-2.
+  const text = input.normalize('NFC');
   const encoding = chooseEncoding(text, options.encoding);
   // One item per code point: its septets in GSM-7, its UTF-16 length (1, or 2 for a surrogate pair) in UCS-2.
   const items: Item[] = [...text].map((ch) => {

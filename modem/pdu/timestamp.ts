@@ -3,29 +3,40 @@
  * minute second and the zone in quarter hours, whose sign is bit 3 of the zone octet's low nibble.
  */
 import { ErrorCodes, SmsgateError } from '../errors.js';
-import { invalid } from './octets.js';
 
-/** ISO 8601 with the sender's own offset ("2007-05-03T07:04:40+02:00"), from the seven octets. */
-export function decodeTimestamp(octets: ArrayLike<number>, field: string): string {
+/**
+ * ISO 8601 with the sender's own offset ("2007-05-03T07:04:40+02:00"), from the seven octets; null when they are
+ * not a real date and time (all zeros, a non-decimal digit, 31 February, a zone octet of FF): some SMSCs and phones
+ * send such stamps, and the message is still worth reading (Gammu too reads the text and drops the date).
+ */
+export function decodeTimestamp(octets: ArrayLike<number>): string | null {
   const digits: number[] = [];
   for (let i = 0; i < 6; i++) {
     const octet = octets[i]!;
     const tens = octet & 0x0f;
     const units = octet >> 4;
-    if (tens > 9 || units > 9) throw invalid(`${field} has a non-decimal digit (octet ${hex2(octet)})`);
+    if (tens > 9 || units > 9) return null;
     digits.push(tens * 10 + units);
   }
   const [yy, month, day, hour, minute, second] = digits as [number, number, number, number, number, number];
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 59) {
-    throw invalid(`${field} is not a valid date and time (${digits.join(',')})`);
-  }
   const zone = octets[6]!;
   const zoneTens = zone & 0x07;
   const zoneUnits = zone >> 4;
-  if (zoneUnits > 9) throw invalid(`${field} has a non-decimal time zone (octet ${hex2(zone)})`);
+  if (zoneUnits > 9) return null;
   const quarters = zoneTens * 10 + zoneUnits;
+  if (quarters > 56) return null; // ±14:00 is the widest offset in use
   const offset = (zone & 0x08 ? -1 : 1) * quarters * 15;
   const year = yy >= 90 ? 1900 + yy : 2000 + yy;
+  const check = new Date(Date.UTC(year, month - 1, day, hour, minute, second));
+  if (
+    check.getUTCMonth() !== month - 1 ||
+    check.getUTCDate() !== day ||
+    check.getUTCHours() !== hour ||
+    check.getUTCMinutes() !== minute ||
+    check.getUTCSeconds() !== second
+  ) {
+    return null;
+  }
   return `${year}-${p2(month)}-${p2(day)}T${p2(hour)}:${p2(minute)}:${p2(second)}${formatOffset(offset)}`;
 }
 
@@ -51,8 +62,4 @@ function formatOffset(minutes: number): string {
 
 function p2(n: number): string {
   return String(n).padStart(2, '0');
-}
-
-function hex2(n: number): string {
-  return n.toString(16).padStart(2, '0').toUpperCase();
 }

@@ -175,6 +175,9 @@ describe('SMS-DELIVER (the simulator uses it for incoming messages)', () => {
     expect(decodePdu(pdu)).toMatchObject({ number: 'Sberbank', numberType: 0xd0, text: 'Kod 1234' });
     expect(errorOf(() => encodeDeliver({ from: 'TwelveLetter', alphanumeric: true, text: 'x', timestamp: '2026-11-24T10:00:00Z' })).code)
       .toBe('BAD_NUMBER');
+    // Eleven characters, but € takes two septets: twelve septets do not fit.
+    expect(errorOf(() => encodeDeliver({ from: 'ABCDEFGHIJ€', alphanumeric: true, text: 'x', timestamp: '2026-11-24T10:00:00Z' })).code)
+      .toBe('BAD_NUMBER');
   });
 
   it('concatenates a long incoming text', () => {

@@ -101,4 +101,9 @@ describe('the counter the send form shows', () => {
     expect(decodePdu(encodeSubmit({ to: '+1', text: 'Zkouška č', encoding: 'gsm7' }).parts[0]!.pdu).text).toBe('Zkouska c');
     expect(decodePdu(encodeSubmit({ to: '+1', text: 'Жук', encoding: 'gsm7' }).parts[0]!.pdu).text).toBe('???');
   });
+
+  it('composes decomposed accents first (NFC): "e" + U+0301 is GSM-7 "é"', () => {
+    expect(countSegments('Caf\u0065\u0301')).toMatchObject({ encoding: 'gsm7', units: 4 });
+    expect(decodePdu(encodeSubmit({ to: '+1', text: 'Caf\u0065\u0301' }).parts[0]!.pdu).text).toBe('Café');
+  });
 });
