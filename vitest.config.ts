@@ -6,5 +6,6 @@ export default defineConfig({
     globalSetup: ['test/global-setup.ts'],
     reporters: ['default', './test/summary-reporter.ts'],
     testTimeout: 30_000,
+    hookTimeout: 60_000,
   },
 });
