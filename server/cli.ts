@@ -9,6 +9,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ErrorCodes, SmsgateError } from '../modem/errors.js';
 import { type EncodingChoice, countSegments, decodePdu, encodeSubmit } from '../modem/pdu/index.js';
 import { startServer } from './app.js';
+import { type CliIo, UsageError } from './cli-common.js';
+import { identify, probeCommand, sendsms, simulate } from './cli-modem.js';
 import { VERSION } from './version.js';
 
 const HELP = `smsgate ${VERSION}: a self-hosted SMS gateway for USB GSM modems
@@ -42,22 +44,29 @@ Commands:
         statusCode. --length N is the +CMGL/+CMGR <length>: a PDU of exactly N octets has no SMSC field.
   pdu count --text TEXT [--16bit] [--unicode|--gsm7]
         Encoding, parts and units left in the last part, as JSON.
+  identify --port P [--baud B] [--pin PIN]
+        Identify the modem and SIM on one AT port, as JSON: manufacturer, model, revision, imei,
+        imsi, iccid, number, operator, registration, signal (dBm), rssi.
+  probe [--glob G]... [--json]
+        Find modems: try AT on every port the globs match (default /dev/ttyUSB* /dev/ttyACM*
+        /dev/serial/by-id/*), group the AT ports by IMEI, report silent and locked ports.
+  sendsms TEXT NUMBER (--port P | -s N) [-text T] [-unicode] [-autolen N] [-len N] [-flash]
+          [-replacemessages N] [-report] [-validity HOUR|6HOURS|DAY|3DAYS|WEEK|MAX|MINUTES]
+          [-smscnumber N] [-maxsms N] [-16bit] [--pin PIN]
+        Send at once through one modem, as "gammu sendsms" does (the text from -text or stdin;
+        -s N is the Nth channel "probe" lists, from 0). Exit 0 only when every part was accepted.
+  simulate --dir DIR [--modems N] [--ports K] [--at-ports LIST] [--latency MS] [--first N]
+           [--flavour generic|huawei|zte|simcom|quectel[,…]] [--noise]
+        Run virtual modems on pseudo-terminals DIR/ttyUSB<n> until stopped; what the network
+        receives goes to DIR/network.jsonl; faults and events through DIR/control.sock (README).
   help, --help, -h    this text
   version, --version  the version
 
+Options for modem commands: --lock-dir DIR (UUCP lock files, default /var/lock).
 Errors go to stderr as one line; exit status 0 only on success (1 failure, 2 wrong usage).
 `;
 
-/** Raised for wrong usage: exit status 2 and a hint to see --help. */
-class UsageError extends Error {}
-
-type Output = (line: string) => void;
-
-export interface CliIo {
-  stdout: Output;
-  stderr: Output;
-  readStdin: () => string;
-}
+export type { CliIo } from './cli-common.js';
 
 const defaultIo: CliIo = {
   stdout: (line) => process.stdout.write(`${line}\n`),
@@ -86,6 +95,14 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
         return pdu(rest, io);
       case 'serve':
         return await serve(rest, io);
+      case 'identify':
+        return await identify(rest, io);
+      case 'probe':
+        return await probeCommand(rest, io);
+      case 'sendsms':
+        return await sendsms(rest, io);
+      case 'simulate':
+        return await simulate(rest, io);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }
