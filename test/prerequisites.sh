@@ -1,11 +1,15 @@
 #!/bin/sh
 # Installs what the test suite needs beyond npm packages, from Debian's packages (run by `npm test` first).
 # - python3-gammu: Gammu 1.42, the reference decoder the PDU tests are judged by (/usr/bin/python3).
+# - gammu: the real Gammu command line, which must work against our modem simulator.
+# - socat: makes the simulator's pseudo-terminals.
 # Nothing is skipped for a missing tool: without root to install it, this fails and says what to install.
 set -eu
 
 missing=""
 /usr/bin/python3 -c 'import gammu' >/dev/null 2>&1 || missing="$missing python3-gammu"
+command -v gammu >/dev/null 2>&1 || missing="$missing gammu"
+command -v socat >/dev/null 2>&1 || missing="$missing socat"
 
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$node_major" -lt 20 ]; then
@@ -24,3 +28,5 @@ apt-get update -qq
 # shellcheck disable=SC2086 # one word per package
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
 /usr/bin/python3 -c 'import gammu'
+command -v gammu >/dev/null
+command -v socat >/dev/null

@@ -1,0 +1,223 @@
+/**
+ * The AT channel against recorded modem replies (Gammu's test dumps and dialogues) and hand-made troubles: echo,
+ * URCs in the middle of an answer, the prompt without a line end, CMS/CME errors, replies split over reads,
+ * timeouts, a port that goes away, two callers at once.
+ */
+import { describe, expect, it } from 'vitest';
+import { AtChannel, type Urc } from '../../modem/at/channel.js';
+import type { SmsgateError } from '../../modem/errors.js';
+import { FakeTransport } from '../helpers/fake-transport.js';
+import { fixture, fixtureNames } from '../helpers/fixtures.js';
+
+function setup(timeoutMs = 1_000) {
+  const transport = new FakeTransport();
+  const channel = new AtChannel(transport, { defaultTimeoutMs: timeoutMs });
+  const urcs: Urc[] = [];
+  channel.on('urc', (u) => urcs.push(u));
+  return { transport, channel, urcs };
+}
+
+/** Splits text into pieces of 1..7 bytes, deterministically from a seed. */
+function chunks(text: string, seed: number): string[] {
+  const out: string[] = [];
+  let s = seed;
+  for (let i = 0; i < text.length; ) {
+    s = (s * 1103515245 + 12345) % 2147483648;
+    const n = 1 + (s % 7);
+    out.push(text.slice(i, i + n));
+    i += n;
+  }
+  return out;
+}
+
+async function failure(promise: Promise<unknown>): Promise<SmsgateError> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as SmsgateError;
+  }
+  throw new Error('expected a failure');
+}
+
+describe("recorded replies of real modems (Gammu's at-* dumps), echo on, split over reads", () => {
+  const dirs = ['at-cpms', 'at-cpms-sm', 'at-cpms-sr', 'at-cnmi', 'at-creg', 'at-creg-corner', 'at-model', 'at-smsc', 'at-sms'];
+  for (const dir of dirs) {
+    for (const name of fixtureNames(`gammu/${dir}`, '.dump')) {
+      const dump = fixture('gammu', dir, name);
+      const lines = dump.split(/\r?\n/).map((l) => l.replace(/\r$/, ''));
+      const command = lines[0]!;
+      if (!command.startsWith('AT')) continue;
+      const body = lines.slice(1).filter((l) => l.trim() !== '');
+      const finalIndex = body.findIndex((l) => /^(OK|ERROR|\+CM[ES] ERROR:.*)$/.test(l.trim()));
+      if (finalIndex < 0) continue;
+      const expected = body.slice(0, finalIndex).map((l) => l.trim());
+      it(`${dir}/${name}: ${command}`, async () => {
+        const { transport, channel } = setup();
+        const reply = `${command}\r` + lines.slice(1).join('\r\n') + '\r\n';
+        transport.onWrite = (data) => {
+          if (data === `${command}\r`) transport.push(...chunks(reply, name.length * 31 + dir.length));
+        };
+        const final = body[finalIndex]!.trim();
+        if (final === 'OK') {
+          expect(await channel.run(command)).toEqual(expected);
+        } else {
+          expect((await failure(channel.run(command))).code).toMatch(/^AT_(ERROR|CME|CMS)$/);
+        }
+      });
+    }
+  }
+});
+
+describe("Gammu's recorded dialogues replayed through the channel", () => {
+  for (const name of fixtureNames('dialogues', '.txt')) {
+    it(name, async () => {
+      // ">> command\r" then "   << reply" lines; PDUs after a prompt are part of the AT+CMGS exchange.
+      const steps: { command: string; reply: string }[] = [];
+      for (const raw of fixture('dialogues', name).split('\n')) {
+        const unescape = (s: string) => s.replace(/\\r/g, '\r').replace(/\\n/g, '\n').replace(/\\x1b/g, '\x1b').replace(/\\x1a/g, '\x1a');
+        if (raw.startsWith('>> ')) steps.push({ command: unescape(raw.slice(3)), reply: '' });
+        else if (raw.trim().startsWith('<< ') && steps.length > 0) steps.at(-1)!.reply += unescape(raw.trim().slice(3));
+      }
+      const { transport, channel } = setup();
+      let replies = 0;
+      for (let i = 0; i < steps.length; i++) {
+        const step = steps[i]!;
+        if (!step.command.startsWith('AT') || step.command.startsWith('AT+CMGS')) continue; // CMGS: tested below
+        transport.onWrite = (data) => {
+          if (data === step.command) transport.push(...chunks(step.reply, i));
+        };
+        const command = step.command.replace(/\r$/, '');
+        const outcome = await channel.run(command).then(
+          () => 'OK',
+          (e: SmsgateError) => e.code,
+        );
+        if (/\r\nOK\r\n$/.test(step.reply)) expect(outcome).toBe('OK');
+        else expect(outcome).toMatch(/^AT_(ERROR|CME|CMS)$/);
+        replies++;
+      }
+      expect(replies).toBeGreaterThan(3);
+    });
+  }
+});
+
+describe('AtChannel', () => {
+  it('drops the echo and returns the intermediate lines', async () => {
+    const { transport, channel } = setup();
+    transport.onWrite = () => transport.push('AT+CSQ\r', '\r\n+CSQ: 20,99\r\n', '\r\nOK\r\n');
+    expect(await channel.run('AT+CSQ')).toEqual(['+CSQ: 20,99']);
+  });
+
+  it('routes URCs arriving in the middle of an answer to listeners, never into the answer', async () => {
+    const { transport, channel, urcs } = setup();
+    transport.onWrite = () =>
+      transport.push('\r\n+CPMS: 1,30', ',1,30\r\n\r\n^RSSI: 18\r\n\r\n+CMTI: "SM",3\r\n', '\r\n^BOOT:1234,0,0,0,75\r\n\r\nOK\r\n');
+    expect(await channel.run('AT+CPMS="SM"')).toEqual(['+CPMS: 1,30,1,30']);
+    expect(urcs.map((u) => u.line)).toEqual(['^RSSI: 18', '+CMTI: "SM",3', '^BOOT:1234,0,0,0,75']);
+  });
+
+  it('takes the PDU line that follows +CDS / +CMT with the URC', async () => {
+    const { transport, urcs } = setup();
+    transport.push('\r\n+CDS: 25\r\n07919761989901F006010B919700214365F7621142007161006211420071120000\r\n');
+    transport.push('\r\n+CMT: ,29\r\n', '07919761989901F0040B919700214365F70000422011311120610BC8329BFD06DDDF723619\r\n', '\r\nRING\r\n');
+    expect(urcs).toEqual([
+      { line: '+CDS: 25', pdu: '07919761989901F006010B919700214365F7621142007161006211420071120000' },
+      { line: '+CMT: ,29', pdu: '07919761989901F0040B919700214365F70000422011311120610BC8329BFD06DDDF723619' },
+      { line: 'RING' },
+    ]);
+  });
+
+  it("keeps a line with the command's own prefix in the answer (+CREG: for AT+CREG?) but routes it otherwise", async () => {
+    const { transport, channel, urcs } = setup();
+    transport.onWrite = () => transport.push('\r\n+CREG: 2,1,"0B14","5E51"\r\n\r\nOK\r\n');
+    expect(await channel.run('AT+CREG?')).toEqual(['+CREG: 2,1,"0B14","5E51"']);
+    transport.push('\r\n+CREG: 5\r\n');
+    expect(urcs).toEqual([{ line: '+CREG: 5' }]);
+  });
+
+  it.each([
+    ['\r\n+CMS ERROR: 38\r\n', 'AT_CMS', 38, 'retry-other', /\+CMS ERROR 38: network out of order/],
+    ['\r\n+CMS ERROR: 500\r\n', 'AT_CMS', 500, 'retry-same', /unknown error/],
+    ['\r\n+CMS ERROR: 1\r\n', 'AT_CMS', 1, 'permanent', /unassigned \(unallocated\) number/],
+    ['\r\n+CME ERROR: 11\r\n', 'AT_CME', 11, 'retry-other', /SIM PIN required/],
+    ['\r\n+CME ERROR: SIM PIN required\r\n', 'AT_CME', 11, 'retry-other', /\+CME ERROR 11: SIM PIN required/],
+    ['\r\n+CME ERROR: 600\r\n', 'AT_CME', 600, 'retry-same', /manufacturer-specific/],
+    ['\r\nERROR\r\n', 'AT_ERROR', undefined, undefined, /the modem answered ERROR/],
+    ['\r\nNO CARRIER\r\n', 'AT_ERROR', undefined, undefined, /NO CARRIER/],
+  ])('a %j final result is a typed error', async (reply, code, modemCode, retry, message) => {
+    const { transport, channel } = setup();
+    transport.onWrite = () => transport.push(reply);
+    const error = await failure(channel.run('AT+CMGS=1'));
+    expect(error.code).toBe(code);
+    expect(error.modemCode).toBe(modemCode);
+    expect(error.retry).toBe(retry);
+    expect(error.message).toMatch(message);
+  });
+
+  it('sends the PDU at the "> " prompt that has no line end, and returns +CMGS', async () => {
+    const { transport, channel } = setup();
+    transport.onWrite = (data) => {
+      if (data === 'AT+CMGS=13\r') transport.push('AT+CMGS=13\r', '\r\n> ');
+      if (data.endsWith('\x1a')) transport.push('0011000B91\x1a', '\r\n+CMGS: 77\r\n\r\nOK\r\n');
+    };
+    const lines = await channel.hold((s) => s.submitPdu(13, '0011000B91'));
+    expect(lines).toEqual(['+CMGS: 77']);
+    expect(transport.written).toEqual(['AT+CMGS=13\r', '0011000B91\x1a']);
+  });
+
+  it('cancels with ESC when the prompt does not come, then resynchronises before the next command', async () => {
+    const { transport, channel } = setup();
+    transport.onWrite = (data) => {
+      if (data === 'AT\r') transport.push('\r\nOK\r\n');
+      if (data === 'AT+CSQ\r') transport.push('\r\n+CSQ: 9,99\r\n\r\nOK\r\n');
+    };
+    const error = await failure(channel.hold((s) => s.submitPdu(13, '00', { promptTimeoutMs: 50 })));
+    expect(error).toMatchObject({ code: 'AT_TIMEOUT', retry: 'retry-same' });
+    expect(error.message).toMatch(/no "> " prompt/);
+    expect(transport.written).toEqual(['AT+CMGS=13\r', '\x1b']);
+    expect(await channel.run('AT+CSQ')).toEqual(['+CSQ: 9,99']);
+    expect(transport.written.slice(2)).toEqual(['AT\r', 'AT+CSQ\r']);
+  });
+
+  it('fails the command in flight and the queued ones at once when the port goes away', async () => {
+    const { transport, channel } = setup(60_000);
+    const first = channel.run('AT+COPS?');
+    const second = channel.run('AT+CSQ');
+    await new Promise((r) => setTimeout(r, 10));
+    transport.unplug();
+    expect((await failure(first)).code).toBe('PORT_CLOSED');
+    expect((await failure(second)).code).toBe('PORT_CLOSED');
+    expect((await failure(channel.run('AT'))).code).toBe('PORT_CLOSED');
+  });
+
+  it('runs one command at a time: the second is written only after the first has its answer', async () => {
+    const { transport, channel } = setup();
+    const order: string[] = [];
+    transport.onWrite = (data) => {
+      order.push(`write ${data.trim()}`);
+      setTimeout(() => transport.push(`\r\n${data.trim()}-answer\r\n\r\nOK\r\n`), 20);
+    };
+    const [a, b] = await Promise.all([channel.run('AT+A'), channel.run('AT+B')]);
+    expect([a, b]).toEqual([['AT+A-answer'], ['AT+B-answer']]);
+    expect(order).toEqual(['write AT+A', 'write AT+B']);
+  });
+
+  it('keeps other callers out for the whole of a hold', async () => {
+    const { transport, channel } = setup();
+    transport.onWrite = (data) => setTimeout(() => transport.push('\r\nOK\r\n'), 5);
+    const held = channel.hold(async (s) => {
+      await s.run('AT+ONE');
+      await new Promise((r) => setTimeout(r, 30));
+      await s.run('AT+TWO');
+    });
+    const other = channel.run('AT+OTHER');
+    await Promise.all([held, other]);
+    expect(transport.written).toEqual(['AT+ONE\r', 'AT+TWO\r', 'AT+OTHER\r']);
+  });
+
+  it('releases the hold when its work throws', async () => {
+    const { transport, channel } = setup();
+    transport.onWrite = () => transport.push('\r\nOK\r\n');
+    await expect(channel.hold(async () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');
+    expect(await channel.run('AT')).toEqual([]);
+  });
+});
