@@ -231,7 +231,8 @@ export class Modem {
           continue;
         }
         try {
-          const lines = await session.submitPdu(part.length, part.pdu, { timeoutMs: this.options.sendTimeoutMs ?? 60_000 });
+          const timeoutMs = this.options.sendTimeoutMs ?? 60_000;
+          const lines = await session.submitPdu(part.length, part.pdu, { timeoutMs, promptTimeoutMs: Math.min(5_000, timeoutMs) });
           const reference = Number(valueOf(lines, '+CMGS:')?.split(',')[0]);
           if (!Number.isInteger(reference)) {
             throw new SmsgateError(ErrorCodes.AtBadAnswer, `AT+CMGS: no message reference in ${JSON.stringify(lines)}`, { retry: 'retry-same' });

@@ -58,20 +58,27 @@ export function ussdAlphabet(dcs: number | null): Alphabet {
 export function decodeUssdText(raw: string, dcs: number | null): string {
   const alphabet = ussdAlphabet(dcs);
   const hex = /^[0-9A-Fa-f]+$/.test(raw) && raw.length % 2 === 0;
-  const candidates: string[] = [];
-  if (hex && raw.length % 4 === 0 && (alphabet === 'ucs2' || raw.length >= 8)) candidates.push(ucs2(raw, dcs === 0x11));
-  if (hex && alphabet === 'gsm7' && raw.length >= 8) candidates.push(packed(raw));
-  if (hex && alphabet === '8bit') candidates.push(latin1(raw));
-  let best = raw;
-  let bestScore = hex && alphabet !== 'gsm7' ? -1 : textScore(raw) - (hex ? 0.5 : 0);
-  for (const candidate of candidates) {
-    const score = textScore(candidate);
-    if (score > bestScore) {
-      best = candidate;
-      bestScore = score;
-    }
+  const candidates: { text: string; score: number }[] = [];
+  if (hex && alphabet === 'gsm7' && raw.length >= 8) {
+    const text = packed(raw);
+    candidates.push({ text, score: textScore(text) });
   }
-  return best;
+  if (hex && raw.length % 4 === 0 && (alphabet === 'ucs2' || raw.length >= 8)) {
+    const text = ucs2(raw, dcs === 0x11);
+    // Under a DCS that says GSM-7, a UCS-2 reading counts only as far as its characters come from the scripts
+    // below U+0800 (Latin, Greek, Cyrillic, Hebrew, Arabic, …), as with the Quectel M35: random octets read as
+    // UCS-2 give CJK and Hangul "letters" that would otherwise look like text.
+    const low = [...text].filter((ch) => ch.codePointAt(0)! < 0x800).length / Math.max(1, text.length);
+    candidates.push({ text, score: textScore(text) * (alphabet === 'gsm7' ? low : 1) });
+  }
+  if (hex && alphabet === '8bit') {
+    const text = latin1(raw);
+    candidates.push({ text, score: textScore(text) });
+  }
+  // The raw string competes too (digits-only answers are hex-looking), but loses ties to a decoding the DCS names.
+  let best = { text: raw, score: hex && alphabet !== 'gsm7' ? -1 : textScore(raw) - (hex ? 0.5 : 0) };
+  for (const candidate of candidates) if (candidate.score > best.score) best = candidate;
+  return best.text;
 }
 
 function ucs2(hex: string, languagePrefix: boolean): string {
