@@ -3,7 +3,8 @@
  *
  * Theory of operation. Inside the process a registry of locked device paths keeps two channels of ours off one
  * port. Across programs we use UUCP lock files, as Gammu (with UseLocking), minicom, cu and ModemManager do:
- * `/var/lock/LCK..<name>` holding the owner's PID as ten ASCII characters and a newline (the HDB UUCP form). <name>
+ * `/var/lock/LCK..<name>` holding the owner's PID as ten ASCII characters and a newline (the HDB UUCP form; Gammu
+ * adds its name after the PID, which readers ignore). <name>
  * is the basename of the path the program was given, so a port opened as `/dev/serial/by-id/usb-…-if00` and as
  * `/dev/ttyUSB0` would be two names for one device: we take the lock under both the given name and, when the path
  * is a link to a device directly under /dev, the device's own name. A lock file whose PID is dead is stale and is
@@ -46,8 +47,10 @@ export function lockOwner(file: string): { pid: number | null; program: string |
     if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
     throw error;
   }
-  // HDB form: ASCII PID; old binary form: a 4-byte integer.
-  const pid = content.length === 4 && !/^\s*\d+\s*$/.test(content.toString('latin1')) ? content.readInt32LE(0) : Number(content.toString('latin1').trim());
+  // HDB form: the PID in ASCII, which Gammu follows with its name ("     18104 gammu"); old binary form: 4 bytes.
+  const text = content.toString('latin1');
+  const ascii = /^\s*(\d+)/.exec(text);
+  const pid = ascii ? Number(ascii[1]) : content.length === 4 ? content.readInt32LE(0) : NaN;
   if (!Number.isInteger(pid) || pid <= 0) {
     const age = Date.now() - statSync(file).mtimeMs;
     return age > 60_000 ? null : { pid: null, program: null };

@@ -472,7 +472,10 @@ export class SimPortSession {
     if (cmd === '+CSQ') return this.ok([`+CSQ: ${this.modem.registered ? id.rssi : 99},99`]);
     if (cmd === '+CBC') return this.ok(['+CBC: 0,100']);
     if (cmd === '+CHUP=?') return this.ok();
-    if (cmd === '^CURC=0' && flavour === 'huawei') return this.ok();
+    if (/^\^CURC=[01]$/.test(cmd) && flavour === 'huawei') return this.ok();
+    // Huawei: which port carries unsolicited results; Gammu's Huawei module requires it.
+    if (/^\^PORTSEL=[01]$/.test(cmd) && flavour === 'huawei') return this.ok();
+    if (cmd === '^PORTSEL?' && flavour === 'huawei') return this.ok(['^PORTSEL: 0']);
     const cmgl = /^\+CMGL(?:=(\d))?$/.exec(cmd);
     if (cmgl) {
       if (this.cmgf !== 0) return this.cms(302, 'operation not allowed');
