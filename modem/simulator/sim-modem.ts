@@ -548,6 +548,8 @@ export class SimPortSession {
     const mr = this.modem.messageReference();
     this.modem.recordSubmit(this.port, mr, pdu, decoded);
     this.ok([`+CMGS: ${mr}`]);
+    // The network confirms delivery when asked (TP-SRR): a status report as +CDS, a moment later.
+    if (decoded.reportRequested) setTimeout(() => this.modem.statusReport(mr, decoded.number, 0), Math.max(10, this.modem.latencyMs));
   }
 }
 

@@ -197,6 +197,26 @@ describe('faults: a clear, classified error, and the channel free and usable aft
   });
 });
 
+describe('delivery reports', () => {
+  it('receives the +CDS status report the network sends for a part sent with TP-SRR', async () => {
+    const s = await sim({});
+    const modem = await open(s);
+    await modem.init();
+    const reports: { line: string; pdu?: string }[] = [];
+    modem.onUrc((u) => {
+      if (u.line.startsWith('+CDS:')) reports.push(u);
+    });
+    const [sent] = await modem.send(encodeSubmit({ to: '+79161234567', text: 'report me', report: true }).parts);
+    await waitFor(() => reports.length === 1);
+    expect(decodePdu(reports[0]!.pdu!)).toMatchObject({
+      type: 'status-report',
+      reference: (sent as { reference: number }).reference,
+      number: '+79161234567',
+      status: 'delivered',
+    });
+  });
+});
+
 describe('inbox and USSD', () => {
   it('announces an incoming SMS with +CMTI, lists it from storage and deletes it', async () => {
     const s = await sim({ flavour: 'huawei', noise: true });
