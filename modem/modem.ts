@@ -122,13 +122,18 @@ export class Modem {
     return false;
   }
 
-  /** Brings the modem to a known state. Throws SIM_LOCKED when the SIM wants a PIN we lack, or a PUK. */
-  async init(): Promise<void> {
+  /** Makes sure an AT modem answers, then turns echo off and numeric errors on: enough to query it. */
+  async wake(): Promise<void> {
     if (!(await this.ping(3, 2_000))) {
-      throw new SmsgateError(ErrorCodes.AtTimeout, `${this.path}: no answer to AT`, { retry: 'retry-other' });
+      throw new SmsgateError(ErrorCodes.AtTimeout, `${this.path}: no answer to AT (not a modem's AT port?)`, { retry: 'retry-other' });
     }
     await this.channel.run('ATE0');
     await this.optional('AT+CMEE=1');
+  }
+
+  /** Brings the modem to a known state. Throws SIM_LOCKED when the SIM wants a PIN we lack, or a PUK. */
+  async init(): Promise<void> {
+    await this.wake();
     await this.unlockSim();
     await this.channel.run('AT+CMGF=0');
     // New messages as +CMTI, status reports as +CDS; modems differ in what they accept, and the periodic
@@ -309,14 +314,7 @@ export class Modem {
 
   /** Runs a command whose failure only means "not supported here"; true when it answered OK. */
   private async optional(command: string): Promise<boolean> {
-    try {
-      await this.channel.run(command);
-      return true;
-    } catch (error) {
-      const code = (error as SmsgateError).code;
-      if (code === ErrorCodes.AtError || code === ErrorCodes.AtCme || code === ErrorCodes.AtCms) return false;
-      throw error;
-    }
+    return (await this.queryLines(command)) !== null;
   }
 
   /** The answer value of a query, or null when the modem refuses it. */
@@ -325,6 +323,7 @@ export class Modem {
     return lines === null ? null : valueOf(lines, prefix);
   }
 
+  /** The answer lines, or null when the modem refuses the command (ERROR, +CME/+CMS ERROR). */
   private async queryLines(command: string): Promise<string[] | null> {
     try {
       return await this.channel.run(command);

@@ -29,12 +29,9 @@ export async function identify(args: string[], io: CliIo): Promise<number> {
   if (!values.port) throw new UsageError('--port is required');
   const modem = await Modem.open(values.port, { baudRate: whole(values.baud, '--baud'), pin: values.pin, lockDir: values['lock-dir'] });
   try {
-    if (!(await modem.ping(3, 2_000))) {
-      throw new SmsgateError(ErrorCodes.AtTimeout, `${values.port}: no answer to AT (not a modem's AT port?)`);
-    }
-    await modem.channel.run('ATE0');
-    await modem.channel.run('AT+CMEE=1').catch(() => undefined);
+    // With a PIN, unlock the SIM so that IMSI and ICCID can be read; without, only wake the modem.
     if (values.pin) await modem.init();
+    else await modem.wake();
     const id = await modem.identify();
     io.stdout(
       JSON.stringify({
