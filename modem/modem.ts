@@ -127,7 +127,9 @@ export class Modem {
     if (!(await this.ping(3, 2_000))) {
       throw new SmsgateError(ErrorCodes.AtTimeout, `${this.path}: no answer to AT (not a modem's AT port?)`, { retry: 'retry-other' });
     }
-    await this.channel.run('ATE0');
+    // Echo off and numeric errors: both only help, and a modem that refuses either still works (the channel drops
+    // echo and names textual errors).
+    await this.optional('ATE0');
     await this.optional('AT+CMEE=1');
   }
 

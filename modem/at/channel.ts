@@ -59,8 +59,19 @@ interface ExecuteOptions {
 }
 
 /** Lines that are unsolicited whenever they come (27.005 §3.4.1, 27.007, and vendors' status noise). */
-const URC_PATTERN =
-  /^(\+CMTI:|\+CMT:|\+CDSI:|\+CDS:|\+CBM:|\+CBMI:|\+CUSD:|\+CREG:|\+CGREG:|\+CEREG:|\+CLIP:|\+CRING:|RING$|\+CSQN?:|\+CIEV:|\^[A-Z]+:?|\+PBREADY|\+QIND:|\+CPIN: (?!READY)|\+SIM|\+STIN:|\+CTZV:|\+NITZ|\*PSUTTZ|\+QUSIM|SMS DONE|PB DONE|Call Ready|RDY$)/;
+const URC_PATTERN = new RegExp(
+  '^(' +
+    [
+      // 27.005 §3.4.1 and 27.007: new messages, reports, broadcasts, USSD, registration, calls, indicators
+      '\\+CMTI:', '\\+CMT:', '\\+CDSI:', '\\+CDS:', '\\+CBMI?:', '\\+CUSD:', '\\+C(G|E)?REG:', '\\+CLIP:',
+      '\\+CRING:', 'RING$', 'NO CARRIER$', '\\+CSQN?:', '\\+CIEV:', '\\+CGEV:', '\\+CPIN:', '\\+CFUN:', '\\+CTZ[A-Z]*:',
+      // vendors: Huawei ^RSSI/^BOOT/^MODE/^SRVST…, ZTE +ZUSIMR/+ZDONR/+ZPASR…, Quectel +QIND/+QUSIM, SIMCom boot
+      // lines, Telit #…, time-zone and SIM-toolkit reports
+      '\\^[A-Z]+:?', '\\+Z[A-Z]+:', '\\+QIND:', '\\+QUSIM:', '\\+PBREADY', '\\+SIM', '\\+STIN:', '\\+NITZ', '\\*PSUTTZ',
+      'DST:', '\\+PACSP\\d?', 'SMS DONE', 'PB DONE', 'SMS Ready', 'Call Ready', 'RDY$',
+    ].join('|') +
+    ')',
+);
 /** URCs whose PDU is on the next line. */
 const TWO_LINE_URC = /^\+(CMT|CDS|CBM):/;
 const FINAL_OK = /^OK$/;

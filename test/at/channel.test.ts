@@ -221,3 +221,22 @@ describe('AtChannel', () => {
     expect(await channel.run('AT')).toEqual([]);
   });
 });
+
+describe('vendor status lines never become part of an answer', () => {
+  it.each(['+ZUSIMR:2', '+ZDONR: "MegaFon",250,2,"CS_PS","ROAM_OFF"', '+CPIN: READY', '+CFUN: 1', 'SMS Ready', '+QUSIM: 1', '^SRVST:2', '+CGEV: ME PDN ACT 1', '*PSUTTZ: 2024,1,1,1,1,1,"+12",0'])(
+    '%s before the answer of AT+CGMI',
+    async (noise) => {
+      const { transport, channel, urcs } = setup();
+      transport.onWrite = () => transport.push(`\r\n${noise}\r\n\r\nZTE CORPORATION\r\n\r\nOK\r\n`);
+      expect(await channel.run('AT+CGMI')).toEqual(['ZTE CORPORATION']);
+      expect(urcs.map((u) => u.line)).toEqual([noise]);
+    },
+  );
+
+  it('but +CPIN: READY is the answer of AT+CPIN?', async () => {
+    const { transport, channel, urcs } = setup();
+    transport.onWrite = () => transport.push('\r\n+CPIN: READY\r\n\r\nOK\r\n');
+    expect(await channel.run('AT+CPIN?')).toEqual(['+CPIN: READY']);
+    expect(urcs).toEqual([]);
+  });
+});
