@@ -34,6 +34,11 @@ export const ErrorCodes = {
   AtBadAnswer: 'AT_BAD_ANSWER',
   /** The modem needs a PIN/PUK we do not have, or rejected it. */
   SimLocked: 'SIM_LOCKED',
+  // storage
+  /** A record that must be unique exists already (user name, IMSI, box name). */
+  Conflict: 'CONFLICT',
+  /** No such record. */
+  NotFound: 'NOT_FOUND',
   /** Wrong command-line usage. */
   Usage: 'USAGE',
 } as const;

@@ -3,6 +3,7 @@
 # - python3-gammu: Gammu 1.42, the reference decoder the PDU tests are judged by (/usr/bin/python3).
 # - gammu: the real Gammu command line, which must work against our modem simulator.
 # - socat: makes the simulator's pseudo-terminals.
+# - mariadb-server: the storage conformance suite runs against a throw-away MariaDB on 127.0.0.1.
 # Nothing is skipped for a missing tool: without root to install it, this fails and says what to install.
 set -eu
 
@@ -10,6 +11,7 @@ missing=""
 /usr/bin/python3 -c 'import gammu' >/dev/null 2>&1 || missing="$missing python3-gammu"
 command -v gammu >/dev/null 2>&1 || missing="$missing gammu"
 command -v socat >/dev/null 2>&1 || missing="$missing socat"
+[ -x /usr/sbin/mariadbd ] || missing="$missing mariadb-server"
 
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$node_major" -lt 20 ]; then
@@ -30,3 +32,4 @@ apt-get install -y -qq --no-install-recommends $missing >/dev/null
 /usr/bin/python3 -c 'import gammu'
 command -v gammu >/dev/null
 command -v socat >/dev/null
+[ -x /usr/sbin/mariadbd ]

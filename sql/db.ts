@@ -1,0 +1,128 @@
+/**
+ * The two database engines behind one small interface: statements with `?` parameters, rows as plain objects,
+ * transactions. The storage logic (storage.ts) is written once against it.
+ *
+ * SQLite (better-sqlite3) is synchronous and has one connection, so every operation and every transaction of this
+ * process goes through one async mutex: no statement can slip into another's transaction between its awaits. The
+ * file runs in WAL mode with a busy timeout, for readers in other processes (the admin CLI). MariaDB (mysql2) uses a
+ * pool; a transaction holds one connection from BEGIN to COMMIT, and row locks with SKIP LOCKED keep several gateway
+ * processes off each other's messages.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import mysql from 'mysql2/promise';
+import type { Dialect } from './schema.js';
+
+export type Param = string | number | bigint | null;
+
+export interface RunResult {
+  changes: number;
+  insertId: number;
+}
+
+export interface Db {
+  readonly dialect: Dialect;
+  all<T>(sql: string, params?: Param[]): Promise<T[]>;
+  run(sql: string, params?: Param[]): Promise<RunResult>;
+  /** Runs `fn` in a transaction; commits when it resolves, rolls back when it throws. */
+  tx<T>(fn: (db: Db) => Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+/** A FIFO async mutex. */
+class Mutex {
+  private tail: Promise<unknown> = Promise.resolve();
+  lock<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.tail.then(fn);
+    this.tail = result.catch(() => undefined);
+    return result;
+  }
+}
+
+export function openSqlite(path: string): Db {
+  if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  db.pragma('busy_timeout = 5000');
+  db.pragma('foreign_keys = ON');
+  const mutex = new Mutex();
+  const direct: Db = {
+    dialect: 'sqlite',
+    all: async <T>(sql: string, params: Param[] = []) => db.prepare(sql).all(...params) as T[],
+    run: async (sql: string, params: Param[] = []) => {
+      const r = db.prepare(sql).run(...params);
+      return { changes: r.changes, insertId: Number(r.lastInsertRowid) };
+    },
+    tx: (fn) => fn(direct),
+    close: async () => {
+      db.close();
+    },
+  };
+  return {
+    dialect: 'sqlite',
+    all: (sql, params) => mutex.lock(() => direct.all(sql, params)),
+    run: (sql, params) => mutex.lock(() => direct.run(sql, params)),
+    tx: (fn) =>
+      mutex.lock(async () => {
+        db.exec('BEGIN IMMEDIATE');
+        try {
+          const result = await fn(direct);
+          db.exec('COMMIT');
+          return result;
+        } catch (error) {
+          if (db.inTransaction) db.exec('ROLLBACK');
+          throw error;
+        }
+      }),
+    close: () =>
+      mutex.lock(async () => {
+        db.close();
+      }),
+  };
+}
+
+export function openMysql(url: string): Db {
+  const pool = mysql.createPool({ uri: url, connectionLimit: 8, supportBigNumbers: true, bigNumberStrings: false, charset: 'utf8mb4' });
+  const over = (conn: mysql.Pool | mysql.PoolConnection): Pick<Db, 'all' | 'run'> => ({
+    all: async <T>(sql: string, params: Param[] = []) => {
+      const [rows] = await conn.query(sql, params);
+      return rows as T[];
+    },
+    run: async (sql: string, params: Param[] = []) => {
+      const [result] = await conn.query(sql, params);
+      const r = result as mysql.ResultSetHeader;
+      return { changes: r.affectedRows, insertId: Number(r.insertId) };
+    },
+  });
+  const db: Db = {
+    dialect: 'mysql',
+    ...over(pool),
+    tx: async (fn) => {
+      // InnoDB resolves lock conflicts between concurrent transactions (gap locks on inserts, FOR UPDATE of a row
+      // that does not exist yet) by aborting one as a deadlock; the transaction is then simply run again.
+      for (let attempt = 1; ; attempt++) {
+        const conn = await pool.getConnection();
+        try {
+          await conn.beginTransaction();
+          const inner: Db = { dialect: 'mysql', ...over(conn), tx: (f) => f(inner), close: async () => undefined };
+          const result = await fn(inner);
+          await conn.commit();
+          return result;
+        } catch (error) {
+          await conn.rollback().catch(() => undefined);
+          const code = (error as { code?: string }).code;
+          if ((code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT') && attempt < 10) {
+            await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
+            continue;
+          }
+          throw error;
+        } finally {
+          conn.release();
+        }
+      }
+    },
+    close: () => pool.end(),
+  };
+  return db;
+}

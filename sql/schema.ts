@@ -1,0 +1,160 @@
+/**
+ * The schema, as forward-only migrations written once for both engines.
+ *
+ * Column types are placeholders that each dialect fills in: `{id}` an auto-increment primary key, `{key}` a string
+ * that is indexed (VARCHAR(191) on MariaDB, so a utf8mb4 index fits), `{text}` any string, `{int}` / `{ms}` integers
+ * (times are milliseconds since the epoch, UTC: portable and unambiguous), `{bool}` 0/1, `{table}` the table options.
+ * A migration never changes once released; a new one is appended.
+ */
+
+export type Dialect = 'sqlite' | 'mysql';
+
+const TYPES: Record<Dialect, Record<string, string>> = {
+  sqlite: {
+    id: 'INTEGER PRIMARY KEY AUTOINCREMENT',
+    key: 'TEXT',
+    text: 'TEXT',
+    int: 'INTEGER',
+    ms: 'INTEGER',
+    bool: 'INTEGER',
+    table: '',
+  },
+  mysql: {
+    id: 'BIGINT PRIMARY KEY AUTO_INCREMENT',
+    key: 'VARCHAR(191)',
+    text: 'MEDIUMTEXT',
+    int: 'INT',
+    ms: 'BIGINT',
+    bool: 'TINYINT',
+    table: 'ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin',
+  },
+};
+
+/** Each migration is a list of statements. */
+export const MIGRATIONS: string[][] = [
+  [
+    `CREATE TABLE users (
+      id {id},
+      name {key} NOT NULL UNIQUE,
+      password_hash {text} NOT NULL,
+      role {key} NOT NULL DEFAULT 'user',
+      disabled {bool} NOT NULL DEFAULT 0,
+      created_at {ms} NOT NULL
+    ) {table}`,
+    `CREATE TABLE tokens (
+      id {id},
+      user_id BIGINT NOT NULL,
+      token_hash {key} NOT NULL UNIQUE,
+      label {text},
+      created_at {ms} NOT NULL,
+      last_used_at {ms},
+      revoked_at {ms}
+    ) {table}`,
+    `CREATE TABLE boxes (
+      id {id},
+      name {key} NOT NULL UNIQUE,
+      host {text} NOT NULL,
+      port {int} NOT NULL DEFAULT 22,
+      username {text} NOT NULL,
+      key_ref {text} NOT NULL,
+      host_key_fingerprint {text} NOT NULL,
+      created_at {ms} NOT NULL
+    ) {table}`,
+    `CREATE TABLE sims (
+      id {id},
+      imsi {key} NOT NULL UNIQUE,
+      iccid {key},
+      number {key},
+      label {text},
+      operator {text},
+      monthly_quota {int},
+      billing_day {int} NOT NULL DEFAULT 1,
+      pacing_ms {int} NOT NULL DEFAULT 0,
+      quiet_start {key},
+      quiet_end {key},
+      enabled {bool} NOT NULL DEFAULT 1,
+      balance {text},
+      balance_at {ms},
+      last_sent_at {ms},
+      created_at {ms} NOT NULL
+    ) {table}`,
+    `CREATE TABLE sim_owners (
+      sim_id BIGINT NOT NULL,
+      user_id BIGINT NOT NULL,
+      PRIMARY KEY (sim_id, user_id)
+    ) {table}`,
+    `CREATE TABLE channels (
+      id {id},
+      box_id BIGINT NOT NULL DEFAULT 0,
+      port {key} NOT NULL,
+      imei {key},
+      sim_id BIGINT,
+      healthy {bool} NOT NULL DEFAULT 1,
+      last_error {text},
+      last_seen_at {ms},
+      created_at {ms} NOT NULL
+    ) {table}`,
+    // box_id 0 is this box (NULLs would not be unique).
+    `CREATE UNIQUE INDEX channels_box_port ON channels (box_id, port)`,
+    `CREATE TABLE messages (
+      id {id},
+      user_id BIGINT NOT NULL,
+      recipient {key} NOT NULL,
+      text {text} NOT NULL,
+      encoding {key} NOT NULL,
+      parts {int} NOT NULL,
+      flash {bool} NOT NULL DEFAULT 0,
+      replace_id {int},
+      report {bool} NOT NULL DEFAULT 0,
+      priority {int} NOT NULL DEFAULT 0,
+      state {key} NOT NULL,
+      reason {text},
+      attempts {int} NOT NULL DEFAULT 0,
+      max_attempts {int} NOT NULL DEFAULT 3,
+      next_attempt_at {ms} NOT NULL,
+      lease_owner {key},
+      lease_expires_at {ms},
+      sim_id BIGINT,
+      channel_id BIGINT,
+      part_refs {text},
+      error_code {key},
+      error_text {text},
+      client_msg_id {key},
+      callback_url {text},
+      send_at {ms},
+      created_at {ms} NOT NULL,
+      updated_at {ms} NOT NULL,
+      sent_at {ms}
+    ) {table}`,
+    // The dispatcher's query: queued messages that are due, by priority then age.
+    `CREATE INDEX messages_due ON messages (state, next_attempt_at, priority, id)`,
+    `CREATE INDEX messages_user ON messages (user_id, id)`,
+    `CREATE INDEX messages_lease ON messages (state, lease_expires_at)`,
+    // A client's msg_id covers every recipient of its request: one row per recipient.
+    `CREATE UNIQUE INDEX messages_idempotency ON messages (user_id, client_msg_id, recipient)`,
+    `CREATE TABLE sim_usage (
+      sim_id BIGINT NOT NULL,
+      period {key} NOT NULL,
+      parts_used {int} NOT NULL DEFAULT 0,
+      parts_reserved {int} NOT NULL DEFAULT 0,
+      PRIMARY KEY (sim_id, period)
+    ) {table}`,
+    `CREATE TABLE events (
+      id {id},
+      at {ms} NOT NULL,
+      kind {key} NOT NULL,
+      message_id BIGINT,
+      sim_id BIGINT,
+      channel_id BIGINT,
+      detail {text}
+    ) {table}`,
+    `CREATE INDEX events_at ON events (at)`,
+    `CREATE INDEX events_message ON events (message_id)`,
+  ],
+];
+
+/** The statements of migration `index` for `dialect`. */
+export function migrationSql(index: number, dialect: Dialect): string[] {
+  const types = TYPES[dialect];
+  return MIGRATIONS[index]!.map((sql) => sql.replace(/\{(\w+)\}/g, (_, name: string) => types[name] ?? `{${name}}`));
+}

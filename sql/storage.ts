@@ -1,0 +1,807 @@
+/**
+ * The storage interface of the gateway and its one implementation over both engines (see db.ts).
+ *
+ * Theory of operation for the queue. A message is one row per recipient. The dispatcher claims due messages
+ * (`queued`, `next_attempt_at` and `send_at` passed, no live lease) in priority-then-age order by writing a lease
+ * (owner + expiry) in a transaction — with `FOR UPDATE SKIP LOCKED` on MariaDB, so gateway processes sharing the
+ * database never claim one message twice. Before the first `AT+CMGS` the message is marked `sending` (and its attempt
+ * counted); every later state change checks that the caller still holds the lease. A `sending` message whose lease
+ * expired was cut off mid-submission — it may or may not have reached the network — so `recoverStale` marks it
+ * `unknown`, and only an explicit `resend` queues it again. Quota is reserved per SIM and billing period before
+ * sending and committed or released after, in one transaction each, so a SIM never goes over its monthly parts.
+ *
+ * Rows come back as plain typed objects; no SQL leaves this folder.
+ */
+import { ErrorCodes, SmsgateError } from '../modem/errors.js';
+import type { Db, Param } from './db.js';
+import { MIGRATIONS, migrationSql } from './schema.js';
+
+export type Role = 'admin' | 'user';
+export type MessageState = 'queued' | 'sending' | 'sent' | 'delivered' | 'undelivered' | 'failed' | 'cancelled' | 'unknown';
+/** States a message never leaves by itself. */
+export const FINAL_STATES: MessageState[] = ['sent', 'delivered', 'undelivered', 'failed', 'cancelled', 'unknown'];
+
+export interface User {
+  id: number;
+  name: string;
+  passwordHash: string;
+  role: Role;
+  disabled: boolean;
+  createdAt: number;
+}
+
+export interface Token {
+  id: number;
+  userId: number;
+  label: string | null;
+  createdAt: number;
+  lastUsedAt: number | null;
+  revokedAt: number | null;
+}
+
+export interface Sim {
+  id: number;
+  imsi: string;
+  iccid: string | null;
+  number: string | null;
+  label: string | null;
+  operator: string | null;
+  /** Parts per billing period; null = unlimited. */
+  monthlyQuota: number | null;
+  /** Day of the month the billing period starts (1..28). */
+  billingDay: number;
+  pacingMs: number;
+  /** Local "HH:MM"; the SIM does not send from quietStart to quietEnd. */
+  quietStart: string | null;
+  quietEnd: string | null;
+  enabled: boolean;
+  balance: string | null;
+  balanceAt: number | null;
+  lastSentAt: number | null;
+  createdAt: number;
+}
+
+export type SimSettings = Partial<Pick<Sim, 'label' | 'monthlyQuota' | 'billingDay' | 'pacingMs' | 'quietStart' | 'quietEnd' | 'enabled' | 'balance' | 'balanceAt'>>;
+
+export interface Channel {
+  id: number;
+  /** 0 = this box. */
+  boxId: number;
+  port: string;
+  imei: string | null;
+  simId: number | null;
+  healthy: boolean;
+  lastError: string | null;
+  lastSeenAt: number | null;
+  createdAt: number;
+}
+
+export interface Box {
+  id: number;
+  name: string;
+  host: string;
+  port: number;
+  username: string;
+  keyRef: string;
+  hostKeyFingerprint: string;
+  createdAt: number;
+}
+
+export interface Message {
+  id: number;
+  userId: number;
+  recipient: string;
+  text: string;
+  encoding: string;
+  parts: number;
+  flash: boolean;
+  replaceId: number | null;
+  report: boolean;
+  priority: number;
+  state: MessageState;
+  /** Why a queued message waits, or what happened, in words a user can read. */
+  reason: string | null;
+  attempts: number;
+  maxAttempts: number;
+  nextAttemptAt: number;
+  leaseOwner: string | null;
+  leaseExpiresAt: number | null;
+  simId: number | null;
+  channelId: number | null;
+  /** Message references (+CMGS) of the parts sent, in order. */
+  partRefs: number[] | null;
+  errorCode: string | null;
+  errorText: string | null;
+  clientMsgId: string | null;
+  callbackUrl: string | null;
+  sendAt: number | null;
+  createdAt: number;
+  updatedAt: number;
+  sentAt: number | null;
+}
+
+export interface NewMessage {
+  userId: number;
+  recipient: string;
+  text: string;
+  encoding: string;
+  parts: number;
+  flash?: boolean;
+  replaceId?: number | null;
+  report?: boolean;
+  priority?: number;
+  maxAttempts?: number;
+  clientMsgId?: string | null;
+  callbackUrl?: string | null;
+  sendAt?: number | null;
+}
+
+export interface MessageFilter {
+  userId?: number;
+  state?: MessageState;
+  recipient?: string;
+  /** Messages with an id below this one (paging backwards from the newest). */
+  beforeId?: number;
+  limit?: number;
+}
+
+export interface Usage {
+  used: number;
+  reserved: number;
+}
+
+export interface EventRecord {
+  id: number;
+  at: number;
+  kind: string;
+  messageId: number | null;
+  simId: number | null;
+  channelId: number | null;
+  detail: unknown;
+}
+
+type Row = Record<string, unknown>;
+
+const num = (v: unknown): number => Number(v);
+const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
+const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
+
+function toUser(r: Row): User {
+  return {
+    id: num(r.id),
+    name: String(r.name),
+    passwordHash: String(r.password_hash),
+    role: r.role === 'admin' ? 'admin' : 'user',
+    disabled: num(r.disabled) === 1,
+    createdAt: num(r.created_at),
+  };
+}
+
+function toToken(r: Row): Token {
+  return {
+    id: num(r.id),
+    userId: num(r.user_id),
+    label: strOrNull(r.label),
+    createdAt: num(r.created_at),
+    lastUsedAt: numOrNull(r.last_used_at),
+    revokedAt: numOrNull(r.revoked_at),
+  };
+}
+
+function toSim(r: Row): Sim {
+  return {
+    id: num(r.id),
+    imsi: String(r.imsi),
+    iccid: strOrNull(r.iccid),
+    number: strOrNull(r.number),
+    label: strOrNull(r.label),
+    operator: strOrNull(r.operator),
+    monthlyQuota: numOrNull(r.monthly_quota),
+    billingDay: num(r.billing_day),
+    pacingMs: num(r.pacing_ms),
+    quietStart: strOrNull(r.quiet_start),
+    quietEnd: strOrNull(r.quiet_end),
+    enabled: num(r.enabled) === 1,
+    balance: strOrNull(r.balance),
+    balanceAt: numOrNull(r.balance_at),
+    lastSentAt: numOrNull(r.last_sent_at),
+    createdAt: num(r.created_at),
+  };
+}
+
+function toChannel(r: Row): Channel {
+  return {
+    id: num(r.id),
+    boxId: num(r.box_id),
+    port: String(r.port),
+    imei: strOrNull(r.imei),
+    simId: numOrNull(r.sim_id),
+    healthy: num(r.healthy) === 1,
+    lastError: strOrNull(r.last_error),
+    lastSeenAt: numOrNull(r.last_seen_at),
+    createdAt: num(r.created_at),
+  };
+}
+
+function toBox(r: Row): Box {
+  return {
+    id: num(r.id),
+    name: String(r.name),
+    host: String(r.host),
+    port: num(r.port),
+    username: String(r.username),
+    keyRef: String(r.key_ref),
+    hostKeyFingerprint: String(r.host_key_fingerprint),
+    createdAt: num(r.created_at),
+  };
+}
+
+function toMessage(r: Row): Message {
+  return {
+    id: num(r.id),
+    userId: num(r.user_id),
+    recipient: String(r.recipient),
+    text: String(r.text),
+    encoding: String(r.encoding),
+    parts: num(r.parts),
+    flash: num(r.flash) === 1,
+    replaceId: numOrNull(r.replace_id),
+    report: num(r.report) === 1,
+    priority: num(r.priority),
+    state: String(r.state) as MessageState,
+    reason: strOrNull(r.reason),
+    attempts: num(r.attempts),
+    maxAttempts: num(r.max_attempts),
+    nextAttemptAt: num(r.next_attempt_at),
+    leaseOwner: strOrNull(r.lease_owner),
+    leaseExpiresAt: numOrNull(r.lease_expires_at),
+    simId: numOrNull(r.sim_id),
+    channelId: numOrNull(r.channel_id),
+    partRefs: r.part_refs === null || r.part_refs === undefined ? null : (JSON.parse(String(r.part_refs)) as number[]),
+    errorCode: strOrNull(r.error_code),
+    errorText: strOrNull(r.error_text),
+    clientMsgId: strOrNull(r.client_msg_id),
+    callbackUrl: strOrNull(r.callback_url),
+    sendAt: numOrNull(r.send_at),
+    createdAt: num(r.created_at),
+    updatedAt: num(r.updated_at),
+    sentAt: numOrNull(r.sent_at),
+  };
+}
+
+/** A unique-key violation, in either engine's words. */
+function isDuplicate(error: unknown): boolean {
+  const e = error as { code?: string; errno?: number; message?: string };
+  return e.code === 'ER_DUP_ENTRY' || e.code === 'SQLITE_CONSTRAINT_UNIQUE' || e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
+
+const SIM_COLUMNS: Record<keyof SimSettings, string> = {
+  label: 'label',
+  monthlyQuota: 'monthly_quota',
+  billingDay: 'billing_day',
+  pacingMs: 'pacing_ms',
+  quietStart: 'quiet_start',
+  quietEnd: 'quiet_end',
+  enabled: 'enabled',
+  balance: 'balance',
+  balanceAt: 'balance_at',
+};
+
+export class Storage {
+  constructor(readonly db: Db) {}
+
+  get dialect(): Db['dialect'] {
+    return this.db.dialect;
+  }
+
+  /** Applies the migrations this database has not seen; returns how many ran. */
+  async migrate(): Promise<number> {
+    const bigint = this.db.dialect === 'mysql' ? 'BIGINT' : 'INTEGER';
+    await this.db.run(`CREATE TABLE IF NOT EXISTS schema_migrations (version ${bigint} PRIMARY KEY, applied_at ${bigint} NOT NULL)`);
+    const done = new Set((await this.db.all<Row>('SELECT version FROM schema_migrations')).map((r) => num(r.version)));
+    let applied = 0;
+    for (let i = 0; i < MIGRATIONS.length; i++) {
+      if (done.has(i + 1)) continue;
+      // MariaDB commits each DDL statement by itself; the version row is written last, so a failed migration is
+      // retried from its start (each statement must then tolerate "already exists"; ours run in one go on a new
+      // database, which is when migration 1 runs).
+      await this.db.tx(async (tx) => {
+        for (const sql of migrationSql(i, this.db.dialect)) await tx.run(sql);
+        await tx.run('INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)', [i + 1, Date.now()]);
+      });
+      applied++;
+    }
+    return applied;
+  }
+
+  async close(): Promise<void> {
+    await this.db.close();
+  }
+
+  // ---- users and tokens
+
+  async createUser(user: { name: string; passwordHash: string; role?: Role }): Promise<User> {
+    try {
+      const now = Date.now();
+      const { insertId } = await this.db.run('INSERT INTO users (name, password_hash, role, disabled, created_at) VALUES (?, ?, ?, 0, ?)', [
+        user.name,
+        user.passwordHash,
+        user.role ?? 'user',
+        now,
+      ]);
+      return (await this.getUser(insertId))!;
+    } catch (error) {
+      if (isDuplicate(error)) throw new SmsgateError(ErrorCodes.Conflict, `a user named "${user.name}" exists already`, 'name');
+      throw error;
+    }
+  }
+
+  async getUser(id: number): Promise<User | null> {
+    const [row] = await this.db.all<Row>('SELECT * FROM users WHERE id = ?', [id]);
+    return row ? toUser(row) : null;
+  }
+
+  async getUserByName(name: string): Promise<User | null> {
+    const [row] = await this.db.all<Row>('SELECT * FROM users WHERE name = ?', [name]);
+    return row ? toUser(row) : null;
+  }
+
+  async listUsers(): Promise<User[]> {
+    return (await this.db.all<Row>('SELECT * FROM users ORDER BY name')).map(toUser);
+  }
+
+  async updateUser(id: number, patch: { passwordHash?: string; role?: Role; disabled?: boolean }): Promise<User> {
+    const sets: string[] = [];
+    const params: Param[] = [];
+    if (patch.passwordHash !== undefined) sets.push('password_hash = ?') && params.push(patch.passwordHash);
+    if (patch.role !== undefined) sets.push('role = ?') && params.push(patch.role);
+    if (patch.disabled !== undefined) sets.push('disabled = ?') && params.push(patch.disabled ? 1 : 0);
+    if (sets.length > 0) await this.db.run(`UPDATE users SET ${sets.join(', ')} WHERE id = ?`, [...params, id]);
+    const user = await this.getUser(id);
+    if (!user) throw new SmsgateError(ErrorCodes.NotFound, `no user ${id}`);
+    return user;
+  }
+
+  async createToken(userId: number, tokenHash: string, label: string | null = null): Promise<Token> {
+    const { insertId } = await this.db.run('INSERT INTO tokens (user_id, token_hash, label, created_at) VALUES (?, ?, ?, ?)', [
+      userId,
+      tokenHash,
+      label,
+      Date.now(),
+    ]);
+    const [row] = await this.db.all<Row>('SELECT * FROM tokens WHERE id = ?', [insertId]);
+    return toToken(row!);
+  }
+
+  /** The live (not revoked) token with this hash, and its user. */
+  async findToken(tokenHash: string): Promise<{ token: Token; user: User } | null> {
+    const [row] = await this.db.all<Row>('SELECT * FROM tokens WHERE token_hash = ? AND revoked_at IS NULL', [tokenHash]);
+    if (!row) return null;
+    const user = await this.getUser(num(row.user_id));
+    return user ? { token: toToken(row), user } : null;
+  }
+
+  async listTokens(userId: number): Promise<Token[]> {
+    return (await this.db.all<Row>('SELECT * FROM tokens WHERE user_id = ? ORDER BY id', [userId])).map(toToken);
+  }
+
+  async touchToken(id: number, at = Date.now()): Promise<void> {
+    await this.db.run('UPDATE tokens SET last_used_at = ? WHERE id = ?', [at, id]);
+  }
+
+  async revokeToken(id: number, at = Date.now()): Promise<boolean> {
+    return (await this.db.run('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [at, id])).changes === 1;
+  }
+
+  // ---- SIMs, channels, boxes
+
+  /** The SIM with this IMSI, created with default settings or with its identity fields brought up to date. */
+  async upsertSim(identity: { imsi: string; iccid?: string | null; number?: string | null; operator?: string | null }): Promise<Sim> {
+    return this.db.tx(async (tx) => {
+      const [row] = await tx.all<Row>(`SELECT * FROM sims WHERE imsi = ?${this.forUpdate()}`, [identity.imsi]);
+      if (row) {
+        await tx.run('UPDATE sims SET iccid = COALESCE(?, iccid), number = COALESCE(?, number), operator = COALESCE(?, operator) WHERE id = ?', [
+          identity.iccid ?? null,
+          identity.number ?? null,
+          identity.operator ?? null,
+          num(row.id),
+        ]);
+        return toSim((await tx.all<Row>('SELECT * FROM sims WHERE id = ?', [num(row.id)]))[0]!);
+      }
+      const { insertId } = await tx.run('INSERT INTO sims (imsi, iccid, number, operator, created_at) VALUES (?, ?, ?, ?, ?)', [
+        identity.imsi,
+        identity.iccid ?? null,
+        identity.number ?? null,
+        identity.operator ?? null,
+        Date.now(),
+      ]);
+      return toSim((await tx.all<Row>('SELECT * FROM sims WHERE id = ?', [insertId]))[0]!);
+    });
+  }
+
+  async getSim(id: number): Promise<Sim | null> {
+    const [row] = await this.db.all<Row>('SELECT * FROM sims WHERE id = ?', [id]);
+    return row ? toSim(row) : null;
+  }
+
+  async listSims(): Promise<Sim[]> {
+    return (await this.db.all<Row>('SELECT * FROM sims ORDER BY id')).map(toSim);
+  }
+
+  async updateSim(id: number, settings: SimSettings): Promise<Sim> {
+    const sets: string[] = [];
+    const params: Param[] = [];
+    for (const [key, column] of Object.entries(SIM_COLUMNS) as [keyof SimSettings, string][]) {
+      const value = settings[key];
+      if (value === undefined) continue;
+      sets.push(`${column} = ?`);
+      params.push(typeof value === 'boolean' ? (value ? 1 : 0) : value);
+    }
+    if (sets.length > 0) await this.db.run(`UPDATE sims SET ${sets.join(', ')} WHERE id = ?`, [...params, id]);
+    const sim = await this.getSim(id);
+    if (!sim) throw new SmsgateError(ErrorCodes.NotFound, `no SIM ${id}`);
+    return sim;
+  }
+
+  async setSimOwners(simId: number, userIds: number[]): Promise<void> {
+    await this.db.tx(async (tx) => {
+      await tx.run('DELETE FROM sim_owners WHERE sim_id = ?', [simId]);
+      for (const userId of new Set(userIds)) await tx.run('INSERT INTO sim_owners (sim_id, user_id) VALUES (?, ?)', [simId, userId]);
+    });
+  }
+
+  async simOwners(simId: number): Promise<number[]> {
+    return (await this.db.all<Row>('SELECT user_id FROM sim_owners WHERE sim_id = ? ORDER BY user_id', [simId])).map((r) => num(r.user_id));
+  }
+
+  /** SIMs the user owns or shares. */
+  async simsOfUser(userId: number): Promise<Sim[]> {
+    return (await this.db.all<Row>('SELECT s.* FROM sims s JOIN sim_owners o ON o.sim_id = s.id WHERE o.user_id = ? ORDER BY s.id', [userId])).map(toSim);
+  }
+
+  async markSimSent(simId: number, at: number): Promise<void> {
+    await this.db.run('UPDATE sims SET last_sent_at = ? WHERE id = ?', [at, simId]);
+  }
+
+  async upsertChannel(channel: { boxId?: number; port: string; imei?: string | null; simId?: number | null }): Promise<Channel> {
+    return this.db.tx(async (tx) => {
+      const boxId = channel.boxId ?? 0;
+      const now = Date.now();
+      const [row] = await tx.all<Row>(`SELECT * FROM channels WHERE box_id = ? AND port = ?${this.forUpdate()}`, [boxId, channel.port]);
+      let id: number;
+      if (row) {
+        id = num(row.id);
+        await tx.run('UPDATE channels SET imei = ?, sim_id = ?, last_seen_at = ? WHERE id = ?', [channel.imei ?? null, channel.simId ?? null, now, id]);
+      } else {
+        id = (
+          await tx.run('INSERT INTO channels (box_id, port, imei, sim_id, healthy, last_seen_at, created_at) VALUES (?, ?, ?, ?, 1, ?, ?)', [
+            boxId,
+            channel.port,
+            channel.imei ?? null,
+            channel.simId ?? null,
+            now,
+            now,
+          ])
+        ).insertId;
+      }
+      return toChannel((await tx.all<Row>('SELECT * FROM channels WHERE id = ?', [id]))[0]!);
+    });
+  }
+
+  async listChannels(): Promise<Channel[]> {
+    return (await this.db.all<Row>('SELECT * FROM channels ORDER BY box_id, port')).map(toChannel);
+  }
+
+  async setChannelHealth(id: number, healthy: boolean, lastError: string | null, at = Date.now()): Promise<void> {
+    await this.db.run('UPDATE channels SET healthy = ?, last_error = ?, last_seen_at = ? WHERE id = ?', [healthy ? 1 : 0, lastError, at, id]);
+  }
+
+  async addBox(box: Omit<Box, 'id' | 'createdAt'>): Promise<Box> {
+    try {
+      const { insertId } = await this.db.run(
+        'INSERT INTO boxes (name, host, port, username, key_ref, host_key_fingerprint, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+        [box.name, box.host, box.port, box.username, box.keyRef, box.hostKeyFingerprint, Date.now()],
+      );
+      return (await this.getBox(insertId))!;
+    } catch (error) {
+      if (isDuplicate(error)) throw new SmsgateError(ErrorCodes.Conflict, `a box named "${box.name}" exists already`, 'name');
+      throw error;
+    }
+  }
+
+  async getBox(id: number): Promise<Box | null> {
+    const [row] = await this.db.all<Row>('SELECT * FROM boxes WHERE id = ?', [id]);
+    return row ? toBox(row) : null;
+  }
+
+  async listBoxes(): Promise<Box[]> {
+    return (await this.db.all<Row>('SELECT * FROM boxes ORDER BY name')).map(toBox);
+  }
+
+  async removeBox(id: number): Promise<boolean> {
+    return (await this.db.run('DELETE FROM boxes WHERE id = ?', [id])).changes === 1;
+  }
+
+  // ---- messages
+
+  /**
+   * Stores one message per item, all or none. With a client msg_id, a request that was stored before (same user,
+   * msg_id and recipients) returns the stored messages and stores nothing: `duplicate` says so.
+   */
+  async enqueue(items: NewMessage[], now = Date.now()): Promise<{ messages: Message[]; duplicate: boolean }> {
+    if (items.length === 0) return { messages: [], duplicate: false };
+    const attempt = () =>
+      this.db.tx(async (tx) => {
+        const existing = await this.existingForRequest(tx, items);
+        if (existing) return { messages: existing, duplicate: true };
+        const ids: number[] = [];
+        for (const m of items) {
+          const { insertId } = await tx.run(
+            `INSERT INTO messages (user_id, recipient, text, encoding, parts, flash, replace_id, report, priority, state,
+               attempts, max_attempts, next_attempt_at, client_msg_id, callback_url, send_at, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?, ?, ?)`,
+            [
+              m.userId,
+              m.recipient,
+              m.text,
+              m.encoding,
+              m.parts,
+              m.flash ? 1 : 0,
+              m.replaceId ?? null,
+              m.report ? 1 : 0,
+              m.priority ?? 0,
+              m.maxAttempts ?? 3,
+              m.sendAt ?? now,
+              m.clientMsgId ?? null,
+              m.callbackUrl ?? null,
+              m.sendAt ?? null,
+              now,
+              now,
+            ],
+          );
+          ids.push(insertId);
+        }
+        return { messages: await this.byIds(tx, ids), duplicate: false };
+      });
+    try {
+      return await attempt();
+    } catch (error) {
+      // Two identical requests at once: the loser of the unique index finds the winner's rows.
+      if (isDuplicate(error) && items[0]!.clientMsgId) return attempt();
+      throw error;
+    }
+  }
+
+  private async existingForRequest(tx: Db, items: NewMessage[]): Promise<Message[] | null> {
+    const { userId, clientMsgId } = items[0]!;
+    if (!clientMsgId) return null;
+    const rows = (await tx.all<Row>('SELECT * FROM messages WHERE user_id = ? AND client_msg_id = ? ORDER BY id', [userId, clientMsgId])).map(toMessage);
+    return rows.length > 0 ? rows : null;
+  }
+
+  private async byIds(db: Db, ids: number[]): Promise<Message[]> {
+    if (ids.length === 0) return [];
+    const rows = await db.all<Row>(`SELECT * FROM messages WHERE id IN (${ids.map(() => '?').join(',')}) ORDER BY id`, ids);
+    return rows.map(toMessage);
+  }
+
+  async getMessage(id: number): Promise<Message | null> {
+    const [row] = await this.db.all<Row>('SELECT * FROM messages WHERE id = ?', [id]);
+    return row ? toMessage(row) : null;
+  }
+
+  /** Newest first. */
+  async listMessages(filter: MessageFilter = {}): Promise<Message[]> {
+    const where: string[] = [];
+    const params: Param[] = [];
+    if (filter.userId !== undefined) where.push('user_id = ?') && params.push(filter.userId);
+    if (filter.state !== undefined) where.push('state = ?') && params.push(filter.state);
+    if (filter.recipient !== undefined) where.push('recipient = ?') && params.push(filter.recipient);
+    if (filter.beforeId !== undefined) where.push('id < ?') && params.push(filter.beforeId);
+    const limit = Math.max(1, Math.min(1000, Math.floor(filter.limit ?? 100)));
+    const rows = await this.db.all<Row>(
+      `SELECT * FROM messages ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ${limit}`,
+      params,
+    );
+    return rows.map(toMessage);
+  }
+
+  /** How many messages are in each state. */
+  async countByState(): Promise<Partial<Record<MessageState, number>>> {
+    const rows = await this.db.all<Row>('SELECT state, COUNT(*) AS n FROM messages GROUP BY state');
+    return Object.fromEntries(rows.map((r) => [String(r.state), num(r.n)]));
+  }
+
+  /** Cancels a queued message nobody is about to send; false when it is not (or no longer) queued. */
+  async cancelMessage(id: number, now = Date.now()): Promise<boolean> {
+    const r = await this.db.run(
+      `UPDATE messages SET state = 'cancelled', reason = 'cancelled by request', updated_at = ?
+       WHERE id = ? AND state = 'queued' AND (lease_expires_at IS NULL OR lease_expires_at < ?)`,
+      [now, id, now],
+    );
+    return r.changes === 1;
+  }
+
+  /** Leases up to `limit` due messages to `owner` for `leaseMs`, priority first, then oldest. */
+  async claimDue(owner: string, now: number, leaseMs: number, limit: number): Promise<Message[]> {
+    return this.db.tx(async (tx) => {
+      const rows = await tx.all<Row>(
+        `SELECT id FROM messages
+         WHERE state = 'queued' AND next_attempt_at <= ? AND (lease_expires_at IS NULL OR lease_expires_at < ?)
+         ORDER BY priority DESC, id ASC LIMIT ${Math.max(1, Math.floor(limit))}${this.forUpdate(true)}`,
+        [now, now],
+      );
+      const ids = rows.map((r) => num(r.id));
+      if (ids.length === 0) return [];
+      await tx.run(
+        `UPDATE messages SET lease_owner = ?, lease_expires_at = ?, updated_at = ? WHERE id IN (${ids.map(() => '?').join(',')})`,
+        [owner, now + leaseMs, now, ...ids],
+      );
+      // In the order claimed: priority, then age.
+      const byId = new Map((await this.byIds(tx, ids)).map((m) => [m.id, m]));
+      return ids.map((id) => byId.get(id)!);
+    });
+  }
+
+  /** Gives a claimed message back to the queue, with why it waits and when to look again. */
+  async release(id: number, owner: string, update: { reason?: string | null; nextAttemptAt?: number }, now = Date.now()): Promise<boolean> {
+    const r = await this.db.run(
+      `UPDATE messages SET lease_owner = NULL, lease_expires_at = NULL, reason = ?, next_attempt_at = COALESCE(?, next_attempt_at), updated_at = ?
+       WHERE id = ? AND lease_owner = ? AND state = 'queued'`,
+      [update.reason ?? null, update.nextAttemptAt ?? null, now, id, owner],
+    );
+    return r.changes === 1;
+  }
+
+  /**
+   * Written before the first AT+CMGS: the message is `sending` through this SIM and channel, an attempt is counted,
+   * and the lease is extended to cover the send. False when the caller no longer holds the lease.
+   */
+  async markSending(id: number, owner: string, via: { simId: number; channelId: number | null; leaseMs: number }, now = Date.now()): Promise<boolean> {
+    const r = await this.db.run(
+      `UPDATE messages SET state = 'sending', attempts = attempts + 1, sim_id = ?, channel_id = ?, lease_expires_at = ?, reason = NULL, updated_at = ?
+       WHERE id = ? AND lease_owner = ? AND state = 'queued'`,
+      [via.simId, via.channelId, now + via.leaseMs, now, id, owner],
+    );
+    return r.changes === 1;
+  }
+
+  async markSent(id: number, owner: string, partRefs: number[], now = Date.now()): Promise<boolean> {
+    const r = await this.db.run(
+      `UPDATE messages SET state = 'sent', part_refs = ?, sent_at = ?, lease_owner = NULL, lease_expires_at = NULL,
+         error_code = NULL, error_text = NULL, reason = NULL, updated_at = ?
+       WHERE id = ? AND lease_owner = ? AND state = 'sending'`,
+      [JSON.stringify(partRefs), now, now, id, owner],
+    );
+    return r.changes === 1;
+  }
+
+  /** A failed attempt that may be retried: back to `queued` at `nextAttemptAt`, the error kept. */
+  async markRetry(
+    id: number,
+    owner: string,
+    update: { errorCode: string; errorText: string; nextAttemptAt: number; reason: string; partRefs?: number[] },
+    now = Date.now(),
+  ): Promise<boolean> {
+    const r = await this.db.run(
+      `UPDATE messages SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, error_code = ?, error_text = ?,
+         next_attempt_at = ?, reason = ?, part_refs = COALESCE(?, part_refs), updated_at = ?
+       WHERE id = ? AND lease_owner = ? AND state IN ('sending', 'queued')`,
+      [update.errorCode, update.errorText, update.nextAttemptAt, update.reason, update.partRefs ? JSON.stringify(update.partRefs) : null, now, id, owner],
+    );
+    return r.changes === 1;
+  }
+
+  /** A final failure: a permanent error, or the attempts are used up. */
+  async markFailed(id: number, owner: string, update: { errorCode: string; errorText: string; reason: string }, now = Date.now()): Promise<boolean> {
+    const r = await this.db.run(
+      `UPDATE messages SET state = 'failed', lease_owner = NULL, lease_expires_at = NULL, error_code = ?, error_text = ?, reason = ?, updated_at = ?
+       WHERE id = ? AND lease_owner = ? AND state IN ('sending', 'queued')`,
+      [update.errorCode, update.errorText, update.reason, now, id, owner],
+    );
+    return r.changes === 1;
+  }
+
+  /**
+   * After a crash or a stuck owner: a `sending` message whose lease expired may have reached the network, so it
+   * becomes `unknown` (never resent by itself); a `queued` message's expired lease is simply dropped.
+   */
+  async recoverStale(now = Date.now()): Promise<{ unknown: number; released: number }> {
+    return this.db.tx(async (tx) => {
+      const unknown = await tx.run(
+        `UPDATE messages SET state = 'unknown', lease_owner = NULL, lease_expires_at = NULL,
+           reason = 'the gateway stopped while sending; it may have been sent: resend on request', updated_at = ?
+         WHERE state = 'sending' AND lease_expires_at < ?`,
+        [now, now],
+      );
+      const released = await tx.run(
+        `UPDATE messages SET lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE state = 'queued' AND lease_expires_at < ?`,
+        [now, now],
+      );
+      return { unknown: unknown.changes, released: released.changes };
+    });
+  }
+
+  /** Queues an `unknown` or `failed` message again, on request; false for other states. */
+  async resend(id: number, now = Date.now()): Promise<boolean> {
+    const r = await this.db.run(
+      `UPDATE messages SET state = 'queued', attempts = 0, next_attempt_at = ?, reason = 'resend requested', updated_at = ?
+       WHERE id = ? AND state IN ('unknown', 'failed')`,
+      [now, now, id],
+    );
+    return r.changes === 1;
+  }
+
+  /** Final-state messages and events older than `before` are deleted (the retention setting). */
+  async purgeHistory(before: number): Promise<{ messages: number; events: number }> {
+    return this.db.tx(async (tx) => {
+      const finals = FINAL_STATES.map(() => '?').join(',');
+      const messages = await tx.run(`DELETE FROM messages WHERE state IN (${finals}) AND updated_at < ?`, [...FINAL_STATES, before]);
+      const events = await tx.run('DELETE FROM events WHERE at < ?', [before]);
+      return { messages: messages.changes, events: events.changes };
+    });
+  }
+
+  // ---- quota
+
+  async usage(simId: number, period: string): Promise<Usage> {
+    const [row] = await this.db.all<Row>('SELECT parts_used, parts_reserved FROM sim_usage WHERE sim_id = ? AND period = ?', [simId, period]);
+    return { used: row ? num(row.parts_used) : 0, reserved: row ? num(row.parts_reserved) : 0 };
+  }
+
+  /** Reserves `parts` of the SIM's quota for `period` (null quota = unlimited); false when they do not fit. */
+  async reserveParts(simId: number, period: string, parts: number, quota: number | null): Promise<boolean> {
+    return this.db.tx(async (tx) => {
+      const [row] = await tx.all<Row>(`SELECT parts_used, parts_reserved FROM sim_usage WHERE sim_id = ? AND period = ?${this.forUpdate()}`, [simId, period]);
+      const taken = row ? num(row.parts_used) + num(row.parts_reserved) : 0;
+      if (quota !== null && taken + parts > quota) return false;
+      if (row) await tx.run('UPDATE sim_usage SET parts_reserved = parts_reserved + ? WHERE sim_id = ? AND period = ?', [parts, simId, period]);
+      else await tx.run('INSERT INTO sim_usage (sim_id, period, parts_used, parts_reserved) VALUES (?, ?, 0, ?)', [simId, period, parts]);
+      return true;
+    });
+  }
+
+  /** Turns a reservation into use: `sent` parts went out (the rest of the reservation is released). */
+  async commitParts(simId: number, period: string, reserved: number, sent: number): Promise<void> {
+    await this.db.run(
+      'UPDATE sim_usage SET parts_reserved = CASE WHEN parts_reserved >= ? THEN parts_reserved - ? ELSE 0 END, parts_used = parts_used + ? WHERE sim_id = ? AND period = ?',
+      [reserved, reserved, sent, simId, period],
+    );
+  }
+
+  // ---- events
+
+  async logEvent(event: { kind: string; messageId?: number | null; simId?: number | null; channelId?: number | null; detail?: unknown }, at = Date.now()): Promise<void> {
+    await this.db.run('INSERT INTO events (at, kind, message_id, sim_id, channel_id, detail) VALUES (?, ?, ?, ?, ?, ?)', [
+      at,
+      event.kind,
+      event.messageId ?? null,
+      event.simId ?? null,
+      event.channelId ?? null,
+      event.detail === undefined ? null : JSON.stringify(event.detail),
+    ]);
+  }
+
+  /** Newest first. */
+  async listEvents(filter: { messageId?: number; limit?: number } = {}): Promise<EventRecord[]> {
+    const limit = Math.max(1, Math.min(1000, Math.floor(filter.limit ?? 100)));
+    const rows =
+      filter.messageId === undefined
+        ? await this.db.all<Row>(`SELECT * FROM events ORDER BY id DESC LIMIT ${limit}`)
+        : await this.db.all<Row>(`SELECT * FROM events WHERE message_id = ? ORDER BY id DESC LIMIT ${limit}`, [filter.messageId]);
+    return rows.map((r) => ({
+      id: num(r.id),
+      at: num(r.at),
+      kind: String(r.kind),
+      messageId: numOrNull(r.message_id),
+      simId: numOrNull(r.sim_id),
+      channelId: numOrNull(r.channel_id),
+      detail: r.detail === null ? null : (JSON.parse(String(r.detail)) as unknown),
+    }));
+  }
+
+  /** Row locks on MariaDB (SQLite's IMMEDIATE transaction already excludes other writers). */
+  private forUpdate(skipLocked = false): string {
+    return this.db.dialect === 'mysql' ? ` FOR UPDATE${skipLocked ? ' SKIP LOCKED' : ''}` : '';
+  }
+}

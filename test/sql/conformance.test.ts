@@ -1,0 +1,261 @@
+/**
+ * One storage conformance suite, run against both engines: SQLite (the embedded default) and a real MariaDB
+ * started on 127.0.0.1 for the run (Debian's mariadb-server).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { openStorage, type Storage } from '../../sql/index.js';
+import type { NewMessage } from '../../sql/storage.js';
+import { startMariaDb, type TestMariaDb } from '../helpers/mariadb.js';
+
+let mariadb: TestMariaDb;
+let tmp: string;
+beforeAll(async () => {
+  tmp = mkdtempSync(join(tmpdir(), 'smsgate-sql-'));
+  mariadb = await startMariaDb();
+});
+afterAll(async () => {
+  await mariadb?.stop();
+  rmSync(tmp, { recursive: true, force: true });
+});
+
+let counter = 0;
+const engines: [string, () => Promise<string>][] = [
+  ['SQLite', async () => `sqlite:${join(tmp, `db${++counter}.sqlite`)}`],
+  ['MariaDB', async () => mariadb.url(`smsgate_test_${++counter}`)],
+];
+
+describe.each(engines)('storage on %s', (_engine, makeUrl) => {
+  let store: Storage;
+  let url: string;
+  beforeEach(async () => {
+    url = await makeUrl();
+    store = await openStorage(url);
+    return () => store.close();
+  });
+
+  const message = (over: Partial<NewMessage> = {}): NewMessage => ({
+    userId: 1,
+    recipient: '+79161234567',
+    text: 'Код 1234 😀',
+    encoding: 'ucs2',
+    parts: 1,
+    ...over,
+  });
+
+  it('migrates once: opening again applies nothing', async () => {
+    const again = await openStorage(url);
+    expect(await again.migrate()).toBe(0);
+    await again.close();
+  });
+
+  it('keeps users, refuses a second user of one name, and updates them', async () => {
+    const admin = await store.createUser({ name: 'admin', passwordHash: '$2b$hash', role: 'admin' });
+    expect(admin).toMatchObject({ name: 'admin', role: 'admin', disabled: false });
+    await expect(store.createUser({ name: 'admin', passwordHash: 'x' })).rejects.toMatchObject({ code: 'CONFLICT', field: 'name' });
+    const updated = await store.updateUser(admin.id, { disabled: true, passwordHash: '$2b$new' });
+    expect(updated).toMatchObject({ disabled: true, passwordHash: '$2b$new' });
+    expect((await store.getUserByName('admin'))!.id).toBe(admin.id);
+    expect(await store.getUserByName('nobody')).toBeNull();
+    await store.createUser({ name: 'alice', passwordHash: 'h' });
+    expect((await store.listUsers()).map((u) => u.name)).toEqual(['admin', 'alice']);
+  });
+
+  it('finds live tokens by hash only, and not once revoked', async () => {
+    const user = await store.createUser({ name: 'dev', passwordHash: 'h' });
+    const token = await store.createToken(user.id, 'sha256:abc', 'printer');
+    expect((await store.findToken('sha256:abc'))!.user.name).toBe('dev');
+    await store.touchToken(token.id, 1234);
+    expect((await store.listTokens(user.id))[0]).toMatchObject({ label: 'printer', lastUsedAt: 1234 });
+    expect(await store.revokeToken(token.id)).toBe(true);
+    expect(await store.revokeToken(token.id)).toBe(false);
+    expect(await store.findToken('sha256:abc')).toBeNull();
+  });
+
+  it('keeps a SIM by IMSI: identity updated on upsert, settings and owners kept', async () => {
+    const sim = await store.upsertSim({ imsi: '250020000000001', iccid: '8970102000000000011', operator: 'MegaFon' });
+    expect(sim).toMatchObject({ monthlyQuota: null, billingDay: 1, pacingMs: 0, enabled: true, number: null });
+    await store.updateSim(sim.id, { monthlyQuota: 500, billingDay: 15, pacingMs: 2000, quietStart: '22:00', quietEnd: '08:00', label: 'alarms' });
+    const again = await store.upsertSim({ imsi: '250020000000001', number: '+79160000001' });
+    expect(again).toMatchObject({ id: sim.id, monthlyQuota: 500, billingDay: 15, quietStart: '22:00', number: '+79160000001', iccid: '8970102000000000011' });
+    const a = await store.createUser({ name: 'a', passwordHash: 'h' });
+    const b = await store.createUser({ name: 'b', passwordHash: 'h' });
+    await store.setSimOwners(sim.id, [a.id, b.id, a.id]);
+    expect(await store.simOwners(sim.id)).toEqual([a.id, b.id]);
+    expect((await store.simsOfUser(b.id)).map((s) => s.id)).toEqual([sim.id]);
+    await store.updateSim(sim.id, { enabled: false, monthlyQuota: null });
+    expect(await store.getSim(sim.id)).toMatchObject({ enabled: false, monthlyQuota: null });
+    await expect(store.updateSim(9999, { label: 'x' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('keeps one channel per box and port, and its health', async () => {
+    const first = await store.upsertChannel({ port: '/dev/ttyUSB0', imei: '356938031000004' });
+    const same = await store.upsertChannel({ port: '/dev/ttyUSB0', imei: '356938031000004', simId: 7 });
+    expect(same).toMatchObject({ id: first.id, boxId: 0, simId: 7, healthy: true });
+    await store.upsertChannel({ boxId: 3, port: '/dev/ttyUSB0' });
+    await store.setChannelHealth(first.id, false, '+CMS ERROR 38: network out of order');
+    const channels = await store.listChannels();
+    expect(channels).toHaveLength(2);
+    expect(channels[0]).toMatchObject({ healthy: false, lastError: '+CMS ERROR 38: network out of order' });
+  });
+
+  it('keeps remote boxes with their pinned host key', async () => {
+    const box = await store.addBox({ name: 'garage', host: '127.0.0.1', port: 22, username: 'sms', keyRef: '/etc/smsgate/keys/garage', hostKeyFingerprint: 'SHA256:abc' });
+    await expect(store.addBox({ ...box, name: 'garage' })).rejects.toMatchObject({ code: 'CONFLICT' });
+    expect((await store.listBoxes()).map((b) => b.hostKeyFingerprint)).toEqual(['SHA256:abc']);
+    expect(await store.removeBox(box.id)).toBe(true);
+    expect(await store.listBoxes()).toEqual([]);
+  });
+
+  it('stores one queued message per recipient, texts intact (emoji, Cyrillic)', async () => {
+    const { messages, duplicate } = await store.enqueue([message(), message({ recipient: '+79161234568', text: 'Привет 👋🏽' })], 1000);
+    expect(duplicate).toBe(false);
+    expect(messages.map((m) => [m.state, m.recipient, m.text, m.attempts, m.nextAttemptAt])).toEqual([
+      ['queued', '+79161234567', 'Код 1234 😀', 0, 1000],
+      ['queued', '+79161234568', 'Привет 👋🏽', 0, 1000],
+    ]);
+    expect((await store.getMessage(messages[0]!.id))!.text).toBe('Код 1234 😀');
+  });
+
+  it('stores nothing twice for one client msg_id, even for two requests at once', async () => {
+    const request = [message({ clientMsgId: 'order-42' }), message({ clientMsgId: 'order-42', recipient: '+79160000002' })];
+    const [a, b] = await Promise.all([store.enqueue(request), store.enqueue(request)]);
+    expect(a.messages.map((m) => m.id)).toEqual(b.messages.map((m) => m.id));
+    expect([a.duplicate, b.duplicate].sort()).toEqual([false, true]);
+    const again = await store.enqueue(request);
+    expect(again).toMatchObject({ duplicate: true });
+    expect(await store.countByState()).toEqual({ queued: 2 });
+    // another user may use the same msg_id
+    expect((await store.enqueue([message({ userId: 2, clientMsgId: 'order-42' })])).duplicate).toBe(false);
+  });
+
+  it('claims due messages by priority, then age, under a lease that keeps others off', async () => {
+    await store.enqueue([message({ text: 'old' }), message({ text: 'urgent', priority: 5 }), message({ text: 'later', sendAt: 5000 })], 1000);
+    const first = await store.claimDue('gw-a', 2000, 30_000, 10);
+    expect(first.map((m) => m.text)).toEqual(['urgent', 'old']);
+    expect(first[0]).toMatchObject({ leaseOwner: 'gw-a', leaseExpiresAt: 32_000 });
+    expect(await store.claimDue('gw-b', 3000, 30_000, 10)).toEqual([]);
+    expect((await store.claimDue('gw-b', 6000, 30_000, 10)).map((m) => m.text)).toEqual(['later']);
+    // expired leases (all three by now) make queued messages claimable again
+    expect((await store.claimDue('gw-b', 40_000, 30_000, 10)).map((m) => m.text)).toEqual(['urgent', 'old', 'later']);
+  });
+
+  it('walks a message through sending and sent; only the lease owner may', async () => {
+    const [m] = (await store.enqueue([message({ parts: 2 })], 0)).messages;
+    await store.claimDue('gw-a', 0, 1000, 1);
+    expect(await store.markSending(m!.id, 'gw-b', { simId: 1, channelId: 2, leaseMs: 1000 })).toBe(false);
+    expect(await store.markSending(m!.id, 'gw-a', { simId: 1, channelId: 2, leaseMs: 60_000 }, 10)).toBe(true);
+    expect(await store.getMessage(m!.id)).toMatchObject({ state: 'sending', attempts: 1, simId: 1, channelId: 2, leaseExpiresAt: 60_010 });
+    expect(await store.markSent(m!.id, 'gw-b', [1, 2])).toBe(false);
+    expect(await store.markSent(m!.id, 'gw-a', [17, 18], 20)).toBe(true);
+    expect(await store.getMessage(m!.id)).toMatchObject({ state: 'sent', partRefs: [17, 18], sentAt: 20, leaseOwner: null });
+    expect(await store.cancelMessage(m!.id)).toBe(false);
+  });
+
+  it('requeues a retry with its error, and fails a message for good', async () => {
+    const [a, b] = (await store.enqueue([message(), message()], 0)).messages;
+    await store.claimDue('gw', 0, 1000, 2);
+    await store.markSending(a!.id, 'gw', { simId: 1, channelId: 1, leaseMs: 1000 });
+    expect(await store.markRetry(a!.id, 'gw', { errorCode: 'AT_CMS', errorText: '+CMS ERROR 42: congestion', nextAttemptAt: 9000, reason: 'retrying at 9000' })).toBe(true);
+    expect(await store.getMessage(a!.id)).toMatchObject({ state: 'queued', attempts: 1, nextAttemptAt: 9000, errorCode: 'AT_CMS', leaseOwner: null });
+    expect(await store.markFailed(b!.id, 'gw', { errorCode: 'AT_CMS', errorText: '+CMS ERROR 1: unassigned number', reason: 'permanent error' })).toBe(true);
+    expect(await store.getMessage(b!.id)).toMatchObject({ state: 'failed', reason: 'permanent error' });
+  });
+
+  it('releases a claimed message with a reason a user can read', async () => {
+    const [m] = (await store.enqueue([message()], 0)).messages;
+    await store.claimDue('gw', 0, 1000, 1);
+    expect(await store.release(m!.id, 'gw', { reason: 'quota exhausted on all SIMs', nextAttemptAt: 500 })).toBe(true);
+    expect(await store.getMessage(m!.id)).toMatchObject({ state: 'queued', reason: 'quota exhausted on all SIMs', nextAttemptAt: 500, leaseOwner: null });
+  });
+
+  it('after a crash marks a message cut off mid-send as unknown, and resends it only on request', async () => {
+    const [sending, queued] = (await store.enqueue([message(), message()], 0)).messages;
+    await store.claimDue('dead', 0, 1000, 2);
+    await store.markSending(sending!.id, 'dead', { simId: 1, channelId: 1, leaseMs: 1000 }, 0);
+    expect(await store.recoverStale(500)).toEqual({ unknown: 0, released: 0 });
+    expect(await store.recoverStale(5000)).toEqual({ unknown: 1, released: 1 });
+    expect(await store.getMessage(sending!.id)).toMatchObject({ state: 'unknown', reason: expect.stringMatching(/resend on request/) });
+    expect(await store.getMessage(queued!.id)).toMatchObject({ state: 'queued', leaseOwner: null });
+    expect(await store.claimDue('gw', 6000, 1000, 10)).toHaveLength(1);
+    expect(await store.resend(sending!.id, 7000)).toBe(true);
+    expect(await store.getMessage(sending!.id)).toMatchObject({ state: 'queued', attempts: 0 });
+    expect(await store.resend(queued!.id)).toBe(false);
+  });
+
+  it('cancels only queued messages nobody holds', async () => {
+    const [a, b] = (await store.enqueue([message(), message()], 0)).messages;
+    await store.claimDue('gw', 0, 10_000, 1);
+    expect(await store.cancelMessage(a!.id, 100)).toBe(false);
+    expect(await store.cancelMessage(b!.id, 100)).toBe(true);
+    expect((await store.getMessage(b!.id))!.state).toBe('cancelled');
+  });
+
+  it('pages through messages newest first, with filters', async () => {
+    const ids = (await store.enqueue(Array.from({ length: 5 }, (_, i) => message({ recipient: `+7916000000${i}` })))).messages.map((m) => m.id);
+    const page1 = await store.listMessages({ limit: 2 });
+    expect(page1.map((m) => m.id)).toEqual([ids[4], ids[3]]);
+    expect((await store.listMessages({ limit: 2, beforeId: page1[1]!.id })).map((m) => m.id)).toEqual([ids[2], ids[1]]);
+    expect((await store.listMessages({ recipient: '+79160000003' })).map((m) => m.id)).toEqual([ids[3]]);
+    expect(await store.listMessages({ userId: 99 })).toEqual([]);
+  });
+
+  it('reserves quota only while it fits, and counts what was sent', async () => {
+    expect(await store.reserveParts(1, '2026-11-01', 6, 10)).toBe(true);
+    expect(await store.reserveParts(1, '2026-11-01', 5, 10)).toBe(false);
+    expect(await store.reserveParts(1, '2026-11-01', 4, 10)).toBe(true);
+    expect(await store.usage(1, '2026-11-01')).toEqual({ used: 0, reserved: 10 });
+    await store.commitParts(1, '2026-11-01', 6, 6);
+    await store.commitParts(1, '2026-11-01', 4, 1); // 3 parts were not sent: released
+    expect(await store.usage(1, '2026-11-01')).toEqual({ used: 7, reserved: 0 });
+    expect(await store.reserveParts(1, '2026-11-01', 4, 10)).toBe(false);
+    expect(await store.reserveParts(1, '2026-12-01', 10, 10)).toBe(true);
+    expect(await store.reserveParts(2, '2026-11-01', 1_000_000, null)).toBe(true);
+  });
+
+  it('never lets two concurrent reservations overrun a quota', async () => {
+    const results = await Promise.all(Array.from({ length: 20 }, () => store.reserveParts(5, 'p', 1, 7)));
+    expect(results.filter(Boolean)).toHaveLength(7);
+    expect(await store.usage(5, 'p')).toEqual({ used: 0, reserved: 7 });
+  });
+
+  it('never hands one message to two claimers at once', async () => {
+    await store.enqueue(Array.from({ length: 120 }, (_, i) => message({ recipient: `+7916${String(i).padStart(7, '0')}` })), 0);
+    let total = 0;
+    const claimed: number[][] = await Promise.all(
+      ['a', 'b', 'c', 'd'].map(async (owner) => {
+        const mine: number[] = [];
+        // Claim until the queue is drained (a claimer may find nothing while others hold their rows).
+        for (let round = 0; round < 500 && total < 120; round++) {
+          const got = (await store.claimDue(owner, 1, 60_000, 3)).map((m) => m.id);
+          total += got.length;
+          mine.push(...got);
+        }
+        return mine;
+      }),
+    );
+    const all = claimed.flat();
+    expect(new Set(all).size).toBe(all.length);
+    expect(all).toHaveLength(120);
+  });
+
+  it('logs events and purges old history but never unfinished messages', async () => {
+    const [done, waiting] = (await store.enqueue([message(), message()], 0)).messages;
+    await store.claimDue('gw', 0, 1000, 1);
+    await store.markFailed(done!.id, 'gw', { errorCode: 'X', errorText: 'x', reason: 'x' }, 10);
+    await store.logEvent({ kind: 'sent', messageId: done!.id, detail: { refs: [1] } }, 10);
+    await store.logEvent({ kind: 'channel.unhealthy', channelId: 3 }, 5000);
+    expect((await store.listEvents({ messageId: done!.id }))[0]).toMatchObject({ kind: 'sent', detail: { refs: [1] } });
+    expect(await store.purgeHistory(1000)).toEqual({ messages: 1, events: 1 });
+    expect(await store.getMessage(done!.id)).toBeNull();
+    expect(await store.getMessage(waiting!.id)).not.toBeNull();
+  });
+});
+
+describe('openStorage', () => {
+  it('refuses a URL of an unknown kind', async () => {
+    await expect(openStorage('postgres://x')).rejects.toMatchObject({ code: 'USAGE' });
+  });
+});
