@@ -123,11 +123,13 @@ function createLockFile(file: string, devicePath: string): void {
         });
       }
       if (code !== 'EEXIST') throw error;
+      const seen = inodeOf(file);
       const owner = lockOwner(file);
       if (owner === null) {
-        // Stale: its owner is dead. Remove it and try again.
+        // Stale: its owner is dead. Remove it — but only the very file we judged: if another program replaced it
+        // with a fresh lock meanwhile (a new inode), that one stands.
         try {
-          unlinkSync(file);
+          if (seen !== null && inodeOf(file) === seen) unlinkSync(file);
         } catch {
           // someone else removed it first
         }
@@ -138,6 +140,14 @@ function createLockFile(file: string, devicePath: string): void {
     }
   }
   throw new SmsgateError(ErrorCodes.PortLocked, `${devicePath}: could not take the lock file ${file}`, { retry: 'retry-other' });
+}
+
+function inodeOf(file: string): number | null {
+  try {
+    return statSync(file).ino;
+  } catch {
+    return null;
+  }
 }
 
 function removeIfOurs(file: string): void {

@@ -13,6 +13,8 @@ import { AtChannel, type Urc } from './at/channel.js';
 import { type PortLock, lockPort } from './lock.js';
 import { SerialTransport } from './transport.js';
 import { type UssdAnswer, parseCusd } from './ussd.js';
+import { packSeptets, textToSeptets } from './pdu/gsm7.js';
+import { toHex } from './pdu/octets.js';
 
 export interface ModemOptions {
   /** SIM PIN, entered when the modem asks for it. */
@@ -304,14 +306,26 @@ export class Modem {
       this.channel.on('urc', listener);
     });
     try {
-      const lines = await this.channel.run(`AT+CUSD=1,"${code}",15`, { timeoutMs });
+      // Huawei modems take the request GSM-7 packed and hex-coded, as Gammu sends it to them; others take text.
+      const request = (await this.isHuawei()) ? toHex(packSeptets(textToSeptets(code))) : code;
+      const lines = await this.channel.run(`AT+CUSD=1,"${request}",15`, { timeoutMs });
       const inline = lines.map(parseCusd).find((a) => a !== null);
-      if (inline) return inline;
-      return await fromUrc;
+      const answer = inline ?? (await fromUrc);
+      // A menu ("action required") would take our next request as its reply: close the session.
+      if (answer.status === 'action-required') await this.optional('AT+CUSD=2');
+      return answer;
     } finally {
       this.channel.off('urc', listener!);
       fromUrc.catch(() => undefined);
     }
+  }
+
+  private manufacturer: string | null | undefined;
+
+  /** Whether this is a Huawei modem (asked once). */
+  private async isHuawei(): Promise<boolean> {
+    if (this.manufacturer === undefined) this.manufacturer = cleanValue(await this.query('AT+CGMI', '+CGMI:'));
+    return /huawei/i.test(this.manufacturer ?? '');
   }
 
   /** Runs a command whose failure only means "not supported here"; true when it answered OK. */
@@ -402,7 +416,8 @@ export function parseCsq(value: string | null): number | null {
 export function parseCmgl(lines: string[], memory: 'SM' | 'ME'): StoredSms[] {
   const out: StoredSms[] = [];
   for (let i = 0; i < lines.length; i++) {
-    const m = /^\+CMGL:\s*(\d+)\s*,\s*(\d+)\s*,[^,]*,\s*(\d+)/.exec(lines[i]!);
+    // <alpha> may be empty, unquoted, or a quoted name with commas in it ("Smith, John").
+    const m = /^\+CMGL:\s*(\d+)\s*,\s*(\d+)\s*,\s*(?:"[^"]*"|[^,]*)\s*,\s*(\d+)/.exec(lines[i]!);
     if (!m) continue;
     const pdu = lines[i + 1];
     if (pdu === undefined || !/^[0-9A-Fa-f]+$/.test(pdu)) continue;

@@ -68,14 +68,14 @@ const URC_PATTERN = new RegExp(
       // vendors: Huawei ^RSSI/^BOOT/^MODE/^SRVST…, ZTE +ZUSIMR/+ZDONR/+ZPASR…, Quectel +QIND/+QUSIM, SIMCom boot
       // lines, Telit #…, time-zone and SIM-toolkit reports
       '\\^[A-Z]+:?', '\\+Z[A-Z]+:', '\\+QIND:', '\\+QUSIM:', '\\+PBREADY', '\\+SIM', '\\+STIN:', '\\+NITZ', '\\*PSUTTZ',
-      'DST:', '\\+PACSP\\d?', 'SMS DONE', 'PB DONE', 'SMS Ready', 'Call Ready', 'RDY$',
+      'DST:', '\\+PACSP\\d?', 'SMS DONE', 'PB DONE', 'SMS Ready', 'Call Ready', 'RDY$', '\\*ATREADY',
     ].join('|') +
     ')',
 );
 /** URCs whose PDU is on the next line. */
 const TWO_LINE_URC = /^\+(CMT|CDS|CBM):/;
 const FINAL_OK = /^OK$/;
-const FINAL_FAIL = /^(ERROR|NO CARRIER|BUSY|NO ANSWER|NO DIALTONE|COMMAND NOT SUPPORT)$/;
+const FINAL_FAIL = /^(ERROR|NO CARRIER|BUSY|NO ANSWER|NO DIALTONE|COMMAND NOT SUPPORT|TOO MANY PARAMETERS|ABORTED)$/;
 const CME_CMS = /^\+(CME|CMS) ERROR:\s*(.*)$/;
 
 interface Pending {
@@ -110,7 +110,12 @@ export class AtChannel extends EventEmitter {
   private pending: Pending | null = null;
   private queue: Promise<unknown> = Promise.resolve();
   private awaitingUrcPdu: string | null = null;
+  /** A `+CUSD:` whose quoted text goes on over more lines (text-mode modems print the text's own line breaks). */
+  private openQuote: string | null = null;
   private needsSync = false;
+  /** Final results that came with no command in flight: late answers, which resync must outwait. */
+  private strayFinals = 0;
+  private lastDataAt = 0;
   private closed = false;
   private readonly defaultTimeoutMs: number;
 
@@ -192,6 +197,7 @@ export class AtChannel extends EventEmitter {
   }
 
   private onData(chunk: Uint8Array): void {
+    this.lastDataAt = Date.now();
     for (const frame of this.framer.push(chunk)) {
       if (frame.kind === 'prompt') this.onPrompt();
       else this.onLine(frame.text);
@@ -201,7 +207,12 @@ export class AtChannel extends EventEmitter {
   private onPrompt(): void {
     this.emit('trace', '<<', '> ');
     const pending = this.pending;
-    if (!pending?.pdu || pending.promptSeen) return;
+    if (!pending?.pdu || pending.promptSeen) {
+      // A prompt nobody waits for (it came after its timeout): the modem sits in PDU input; ESC gets it out.
+      this.write('\x1b').catch(() => undefined);
+      this.needsSync = true;
+      return;
+    }
     pending.promptSeen = true;
     clearTimeout(pending.timer);
     const sendTimeoutMs = pending.sendTimeoutMs!;
@@ -211,6 +222,15 @@ export class AtChannel extends EventEmitter {
 
   private onLine(line: string): void {
     this.emit('trace', '<<', line);
+    if (this.openQuote !== null) {
+      this.openQuote += `\n${line}`;
+      if (quotesOpen(this.openQuote)) return;
+      line = this.openQuote;
+      this.openQuote = null;
+    } else if (line.startsWith('+CUSD:') && quotesOpen(line)) {
+      this.openQuote = line;
+      return;
+    }
     if (this.awaitingUrcPdu !== null) {
       const head = this.awaitingUrcPdu;
       this.awaitingUrcPdu = null;
@@ -219,6 +239,16 @@ export class AtChannel extends EventEmitter {
     }
     const pending = this.pending;
     if (pending && pending.echo.delete(line)) return;
+    if (!pending && (FINAL_OK.test(line) || FINAL_FAIL.test(line) || CME_CMS.test(line))) {
+      this.strayFinals++;
+      return;
+    }
+    if (pending?.pdu !== undefined && !pending.promptSeen && FINAL_OK.test(line)) {
+      // OK where the prompt belongs: a late answer of an earlier command. Out of step; cancel and resynchronise.
+      this.write('\x1b').catch(() => undefined);
+      this.needsSync = true;
+      return this.finish(pending, new SmsgateError(ErrorCodes.AtBadAnswer, `${pending.command}: OK instead of the "> " prompt (out of step)`, { retry: 'retry-same' }));
+    }
     if (pending && FINAL_OK.test(line)) return this.finish(pending, null);
     if (pending && FINAL_FAIL.test(line)) {
       return this.finish(pending, new SmsgateError(ErrorCodes.AtError, `${pending.command}: the modem answered ${line}`));
@@ -238,8 +268,18 @@ export class AtChannel extends EventEmitter {
   private onTimeout(pending: Pending, ms: number): void {
     if (this.pending !== pending) return;
     this.needsSync = true;
-    const stage = pending.pdu !== undefined && !pending.promptSeen ? ' (no "> " prompt)' : '';
-    if (pending.pdu !== undefined && !pending.promptSeen) {
+    if (pending.pdu !== undefined && pending.promptSeen) {
+      // The PDU is out: the network may have taken it. Only the caller can decide what that means.
+      this.finish(
+        pending,
+        new SmsgateError(ErrorCodes.AtTimeout, `${pending.command}: no answer within ${ms} ms after the PDU was sent; it may have reached the network`, {
+          retry: 'unknown',
+        }),
+      );
+      return;
+    }
+    const stage = pending.pdu !== undefined ? ' (no "> " prompt)' : '';
+    if (pending.pdu !== undefined) {
       // Leave the modem's PDU input state: ESC cancels the message (27.005 §3.5.1).
       this.write('\x1b').catch(() => undefined);
     }
@@ -261,26 +301,57 @@ export class AtChannel extends EventEmitter {
   private onClose(error?: Error): void {
     if (this.closed) return;
     this.closed = true;
-    if (this.pending) this.finish(this.pending, closedError(this.path));
+    const pending = this.pending;
+    if (pending?.pdu !== undefined && pending.promptSeen) {
+      const error = new SmsgateError(ErrorCodes.PortClosed, `${this.path}: the port closed after the PDU was sent; it may have reached the network`, {
+        retry: 'unknown',
+      });
+      this.finish(pending, error);
+    } else if (pending) {
+      this.finish(pending, closedError(this.path));
+    }
     this.emit('close', error);
   }
 
-  /** After a timeout: let late answers drain, then `AT` until `OK`. */
+  /**
+   * After a timeout or a stray prompt: ESC (in case the modem waits for a PDU), let late answers drain until the line
+   * has been quiet a while, then `AT` until an `OK` comes and no further final result follows it. A late `OK` is
+   * thus never taken for the answer of the next command.
+   */
   private async resync(): Promise<void> {
     this.needsSync = false;
+    await this.write('\x1b').catch(() => undefined);
     for (let attempt = 0; attempt < 3; attempt++) {
-      await new Promise((r) => setTimeout(r, 200));
+      await this.quiet(300, 3_000);
       this.framer.reset();
+      const stray = this.strayFinals;
       try {
         await this.execute('AT', { timeoutMs: 1_000, resync: false });
-        return;
       } catch (error) {
         if ((error as SmsgateError).code === ErrorCodes.PortClosed) throw error;
+        continue;
       }
+      await this.quiet(200, 1_000);
+      if (this.strayFinals === stray) return;
     }
     this.needsSync = true;
     throw new SmsgateError(ErrorCodes.AtTimeout, `${this.path}: the modem does not answer AT after a timeout`, { retry: 'retry-other' });
   }
+
+  /** Resolves once nothing has arrived for `ms`, or after `maxMs` at most. */
+  private async quiet(ms: number, maxMs: number): Promise<void> {
+    const until = Date.now() + maxMs;
+    for (;;) {
+      const idle = Date.now() - this.lastDataAt;
+      if (idle >= ms || Date.now() >= until) return;
+      await new Promise((r) => setTimeout(r, Math.min(ms - idle, until - Date.now())));
+    }
+  }
+}
+
+/** True while a line has an odd number of double quotes: a quoted string that goes on. */
+function quotesOpen(text: string): boolean {
+  return (text.match(/"/g)?.length ?? 0) % 2 === 1;
 }
 
 /** `+CREG:` for `AT+CREG?`, `^SYSINFO:` for `AT^SYSINFO`; null for basic commands (`ATI`, `AT`). */

@@ -8,9 +8,11 @@
  * - `retry-same`: a passing condition (congestion, network timeout, SIM busy); try again on this SIM later.
  * - `retry-other`: this SIM or modem cannot send now (no service, PIN, no SMSC, facility not subscribed); another
  *   SIM may succeed.
+ * - `unknown` (set by the channel, not by a code): the PDU was written but no answer came (timeout, unplug); the
+ *   message may have reached the network, so resending it could deliver it twice.
  */
 
-export type RetryClass = 'permanent' | 'retry-same' | 'retry-other';
+export type RetryClass = 'permanent' | 'retry-same' | 'retry-other' | 'unknown';
 
 export interface CodeInfo {
   meaning: string;

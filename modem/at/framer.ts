@@ -21,7 +21,9 @@ export class AtFramer {
       if (end < 0) break;
       const line = clean(this.partial.slice(0, end));
       this.partial = this.partial.slice(end + 1);
-      if (line !== '') frames.push({ kind: 'line', text: line });
+      // "> " followed by more data in the same read arrives as a line of its own.
+      if (line === '>') frames.push({ kind: 'prompt' });
+      else if (line !== '') frames.push({ kind: 'line', text: line });
     }
     if (/^\s*>\s*$/.test(this.partial)) {
       frames.push({ kind: 'prompt' });

@@ -17,7 +17,7 @@ import { decodePdu, encodeDeliver, type DecodedPdu } from '../pdu/index.js';
 import { encodeTimestamp } from '../pdu/timestamp.js';
 import { toHex } from '../pdu/octets.js';
 import { encodeAddress } from '../pdu/address.js';
-import { packSeptets, textToSeptets, isGsm7 } from '../pdu/gsm7.js';
+import { isGsm7, packSeptets, septetsToText, textToSeptets, unpackSeptets } from '../pdu/gsm7.js';
 
 export type Flavour = 'generic' | 'huawei' | 'zte' | 'simcom' | 'quectel';
 
@@ -63,6 +63,8 @@ export interface NetworkRecord {
 export type Fault =
   | { type: 'cms'; code: number; times?: number }
   | { type: 'hang'; times?: number }
+  /** The next command (or send) is answered, but only after `ms`. */
+  | { type: 'delay'; ms: number; times?: number }
   | { type: 'unregister' }
   | { type: 'register' }
   | { type: 'pin'; pin?: string }
@@ -102,9 +104,12 @@ export class SimModem {
   pinState: 'READY' | 'SIM PIN' = 'READY';
   private cmsFault: { code: number; times: number } | null = null;
   private hangFault: { times: number } | null = null;
+  private delayFault: { ms: number; times: number } | null = null;
   private nextMr = 1;
-  /** USSD answers by code, e.g. "*100#" -> "Balance 123.45 RUB". */
-  readonly ussd = new Map<string, string>();
+  /** USSD answers by code, e.g. "*100#" -> "Balance 123.45 RUB"; `status` 1 for a menu that wants a reply. */
+  readonly ussd = new Map<string, string | { text: string; status: number }>();
+  /** USSD sessions closed with AT+CUSD=2 (tests check that menus get closed). */
+  ussdClosed = 0;
 
   constructor(options: SimModemOptions) {
     this.index = options.index;
@@ -135,6 +140,9 @@ export class SimModem {
       case 'hang':
         this.hangFault = { times: fault.times ?? 1 };
         break;
+      case 'delay':
+        this.delayFault = { ms: fault.ms, times: fault.times ?? 1 };
+        break;
       case 'unregister':
         this.registered = false;
         break;
@@ -148,6 +156,7 @@ export class SimModem {
       case 'clear':
         this.cmsFault = null;
         this.hangFault = null;
+        this.delayFault = null;
         this.registered = true;
         break;
     }
@@ -158,6 +167,14 @@ export class SimModem {
     if (!this.hangFault) return false;
     if (--this.hangFault.times <= 0) this.hangFault = null;
     return true;
+  }
+
+  /** Milliseconds to hold back the next answer, from a delay fault; 0 without one. */
+  takeDelay(): number {
+    if (!this.delayFault) return 0;
+    const { ms } = this.delayFault;
+    if (--this.delayFault.times <= 0) this.delayFault = null;
+    return ms;
   }
 
   takeCms(): number | null {
@@ -242,12 +259,29 @@ export class SimModem {
 
   /** The USSD answer as `+CUSD` carries it: UCS-2 hex (DCS 72), or GSM-7 packed hex on Huawei (DCS 15). */
   ussdAnswer(code: string): string {
-    const text = this.ussd.get(code) ?? `Unknown USSD code ${code}`;
-    if (this.flavour === 'huawei' && isGsm7(text)) return `+CUSD: 0,"${toHex(packSeptets(textToSeptets(text)))}",15`;
-    if (isGsm7(text) && this.flavour !== 'zte') return `+CUSD: 0,"${text}",15`;
+    const entry = this.ussd.get(code) ?? `Unknown USSD code ${code}`;
+    const { text, status } = typeof entry === 'string' ? { text: entry, status: 0 } : entry;
+    if (this.flavour === 'huawei' && isGsm7(text)) return `+CUSD: ${status},"${toHex(packSeptets(textToSeptets(text)))}",15`;
+    if (isGsm7(text) && this.flavour !== 'zte') return `+CUSD: ${status},"${text}",15`;
     let hex = '';
     for (let i = 0; i < text.length; i++) hex += text.charCodeAt(i).toString(16).padStart(4, '0').toUpperCase();
-    return `+CUSD: 0,"${hex}",72`;
+    return `+CUSD: ${status},"${hex}",72`;
+  }
+
+  /** Boot noise a modem prints when it comes up (after a replug). */
+  bootLines(): string[] {
+    switch (this.flavour) {
+      case 'huawei':
+        return ['^BOOT:20527193,0,0,0,75', '^SIMST: 1'];
+      case 'quectel':
+        return ['RDY', '+CFUN: 1', '+CPIN: READY', '+QUSIM: 1', 'SMS DONE', 'PB DONE'];
+      case 'simcom':
+        return ['RDY', '+CFUN: 1', '+CPIN: READY', 'SMS DONE', 'PB DONE'];
+      case 'zte':
+        return ['+ZUSIMR:2', '+ZPBIC: 1,1'];
+      default:
+        return [];
+    }
   }
 }
 
@@ -364,6 +398,12 @@ export class SimPortSession {
 
   private async command(line: string): Promise<void> {
     if (this.modem.takeHang()) return;
+    const delay = this.modem.takeDelay();
+    if (delay > 0) {
+      // Answer late, without holding up the port: the client may have timed out and sent more meanwhile.
+      setTimeout(() => void this.command(line), delay);
+      return;
+    }
     const upper = line.toUpperCase();
     if (!upper.startsWith('AT')) return this.error();
     const body = line.slice(2);
@@ -522,10 +562,18 @@ export class SimPortSession {
     const cusd = /^\+CUSD=([0-2])(?:,"([^"]*)"(?:,(\d+))?)?$/.exec(cmd);
     if (cusd) {
       if (!this.simReady(false)) return;
+      if (cusd[1] === '2') this.modem.ussdClosed++;
       if (cusd[1] === '2' || cusd[2] === undefined) return this.ok();
       if (!this.modem.registered) return this.cme(30, 'no network service');
+      let request = cusd[2];
+      if (flavour === 'huawei') {
+        // Huawei takes the request GSM-7 packed, hex-coded (what Gammu sends it); plain text is refused.
+        if (!/^([0-9A-F]{2})+$/.test(request)) return this.error();
+        const octets = request.match(/../g)!.map((h) => parseInt(h, 16));
+        request = septetsToText(unpackSeptets(octets, Math.floor((octets.length * 8) / 7))).replace(/[\r@]$/, '');
+      }
       this.ok();
-      const answer = this.modem.ussdAnswer(cusd[2]);
+      const answer = this.modem.ussdAnswer(request);
       setTimeout(() => this.unsolicited(`\r\n${answer}\r\n`), Math.min(this.modem.latencyMs, 2000));
       return;
     }

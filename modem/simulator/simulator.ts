@@ -220,6 +220,7 @@ export class Simulator {
   async replug(index: number, firstIndex?: number): Promise<SimModemInfo> {
     await this.unplug(index);
     await this.plug(index, firstIndex ?? (this.options.firstIndex ?? 0) + index * (this.options.ports ?? 1));
+    await this.boot(index);
     return this.info()[index]!;
   }
 
@@ -248,6 +249,13 @@ export class Simulator {
       if (entry.info.at) entry.session = state.modem.attach(path, (text) => entry.pty.write(text));
       state.ports.push(entry);
     }
+  }
+
+  /** Plugs modem `index` back in and lets it print its boot lines a moment later, as a real one does. */
+  private async boot(index: number): Promise<void> {
+    const modem = this.state[index]!.modem;
+    const lines = modem.bootLines();
+    if (lines.length > 0) setTimeout(() => modem.broadcast(lines.map((l) => `\r\n${l}\r\n`).join('')), 50);
   }
 
   private appendRecord(record: NetworkRecord): void {
@@ -279,7 +287,7 @@ export class Simulator {
   /**
    * Control requests: {"op":"info"}, {"op":"fault","modem":0,"fault":{"type":"cms","code":500}},
    * {"op":"unplug","modem":0}, {"op":"replug","modem":0,"first":7}, {"op":"deliver","modem":0,"from":"+7…","text":"…"},
-   * {"op":"report","modem":0,"mr":5,"to":"+7…","status":0}, {"op":"ussd","modem":0,"code":"*100#","answer":"…"},
+   * {"op":"report","modem":0,"mr":5,"to":"+7…","status":0}, {"op":"ussd","modem":0,"code":"*100#","answer":"…","status":1},
    * {"op":"latency","modem":0,"ms":50}.
    */
   private async handleControl(line: string): Promise<Record<string, unknown>> {
@@ -303,7 +311,7 @@ export class Simulator {
         this.modem(index).statusReport(Number(request.mr), String(request.to), Number(request.status ?? 0));
         return {};
       case 'ussd':
-        this.modem(index).ussd.set(String(request.code), String(request.answer));
+        this.modem(index).ussd.set(String(request.code), typeof request.status === 'number' ? { text: String(request.answer), status: request.status } : String(request.answer));
         return {};
       case 'latency':
         this.modem(index).latencyMs = Number(request.ms);

@@ -175,7 +175,85 @@ describe('AtChannel', () => {
     expect(error.message).toMatch(/no "> " prompt/);
     expect(transport.written).toEqual(['AT+CMGS=13\r', '\x1b']);
     expect(await channel.run('AT+CSQ')).toEqual(['+CSQ: 9,99']);
-    expect(transport.written.slice(2)).toEqual(['AT\r', 'AT+CSQ\r']);
+    expect(transport.written.slice(2)).toEqual(['\x1b', 'AT\r', 'AT+CSQ\r']);
+  });
+
+  it('does not take a late answer for the next command after a timeout (review finding 1)', async () => {
+    const { transport, channel, urcs } = setup(100);
+    transport.onWrite = (data) => {
+      // AT+COPS=? answers only after 150 ms, when the channel has long given up on it.
+      if (data === 'AT+COPS=?\r') setTimeout(() => transport.push('\r\n+COPS: (2,"MegaFon","MegaFon","25002",7)\r\n\r\nOK\r\n'), 150);
+      if (data === 'AT\r') transport.push('\r\nOK\r\n');
+      if (data === 'AT+CSQ\r') transport.push('\r\n+CSQ: 21,99\r\n\r\nOK\r\n');
+      if (data === 'AT+CIMI\r') transport.push('\r\n250020000000001\r\n\r\nOK\r\n');
+    };
+    expect((await failure(channel.run('AT+COPS=?'))).code).toBe('AT_TIMEOUT');
+    expect(await channel.run('AT+CSQ')).toEqual(['+CSQ: 21,99']);
+    expect(await channel.run('AT+CIMI')).toEqual(['250020000000001']);
+    expect(urcs).toEqual([]);
+  });
+
+  it('sends ESC when a prompt comes after its timeout, so the modem leaves PDU input (finding 2)', async () => {
+    const { transport, channel } = setup();
+    transport.onWrite = (data) => {
+      if (data === 'AT+CMGS=13\r') setTimeout(() => transport.push('\r\n> '), 80);
+      if (data === 'AT\r') transport.push('\r\nOK\r\n');
+    };
+    await failure(channel.hold((s) => s.submitPdu(13, '00', { promptTimeoutMs: 30 })));
+    await new Promise((r) => setTimeout(r, 120));
+    expect(transport.written.filter((w) => w === '\x1b').length).toBeGreaterThanOrEqual(2);
+    expect(await channel.run('AT')).toEqual([]);
+  });
+
+  it("classes a send with no answer after the PDU as 'unknown', not as retryable (finding 3)", async () => {
+    const { transport, channel } = setup();
+    transport.onWrite = (data) => {
+      if (data === 'AT+CMGS=13\r') transport.push('\r\n> ');
+    };
+    const error = await failure(channel.hold((s) => s.submitPdu(13, '00', { timeoutMs: 50 })));
+    expect(error).toMatchObject({ code: 'AT_TIMEOUT', retry: 'unknown' });
+    expect(error.message).toMatch(/may have reached the network/);
+  });
+
+  it("classes an unplug after the PDU as 'unknown' too", async () => {
+    const { transport, channel } = setup();
+    transport.onWrite = (data) => {
+      if (data === 'AT+CMGS=13\r') transport.push('\r\n> ');
+      if (data.endsWith('\x1a')) setTimeout(() => transport.unplug(), 10);
+    };
+    expect(await failure(channel.hold((s) => s.submitPdu(13, '00')))).toMatchObject({ code: 'PORT_CLOSED', retry: 'unknown' });
+  });
+
+  it('takes "> " followed by more data in the same read as the prompt (finding 10)', async () => {
+    const { transport, channel, urcs } = setup();
+    transport.onWrite = (data) => {
+      if (data === 'AT+CMGS=13\r') transport.push('\r\n> \r\n^RSSI: 18\r\n');
+      if (data.endsWith('\x1a')) transport.push('\r\n+CMGS: 5\r\n\r\nOK\r\n');
+    };
+    expect(await channel.hold((s) => s.submitPdu(13, '00'))).toEqual(['+CMGS: 5']);
+    expect(urcs).toEqual([{ line: '^RSSI: 18' }]);
+  });
+
+  it('treats an OK where the prompt belongs as out of step: cancel and resynchronise', async () => {
+    const { transport, channel } = setup();
+    transport.onWrite = (data) => {
+      if (data === 'AT+CMGS=13\r') transport.push('\r\nOK\r\n');
+      if (data === 'AT\r') transport.push('\r\nOK\r\n');
+    };
+    expect(await failure(channel.hold((s) => s.submitPdu(13, '00')))).toMatchObject({ code: 'AT_BAD_ANSWER' });
+    expect(await channel.run('AT')).toEqual([]);
+  });
+
+  it("ends a command on Huawei's TOO MANY PARAMETERS (finding 9)", async () => {
+    const { transport, channel } = setup();
+    transport.onWrite = () => transport.push('\r\nTOO MANY PARAMETERS\r\n');
+    expect((await failure(channel.run('AT+CUSD=1,"*100#",15,1'))).code).toBe('AT_ERROR');
+  });
+
+  it('keeps a +CUSD text that goes on over several lines in one piece (finding 6)', async () => {
+    const { transport, urcs } = setup();
+    transport.push('\r\n+CUSD: 1,"Balance 5.00\r\n1 Top up\r\n2 Tariff",15\r\n');
+    expect(urcs).toEqual([{ line: '+CUSD: 1,"Balance 5.00\n1 Top up\n2 Tariff",15' }]);
   });
 
   it('fails the command in flight and the queued ones at once when the port goes away', async () => {

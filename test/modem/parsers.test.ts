@@ -67,9 +67,11 @@ describe('identity answers', () => {
   });
 
   it('lists stored messages from +CMGL, skipping lines that are not PDUs', () => {
-    const lines = ['+CMGL: 1,1,,29', '07919761989901F0040B919700214365F70000422011311120610BC8329BFD06DDDF723619', '+CMGL: 4,0,"",25', 'garbage'];
+    const pdu = '07919761989901F0040B919700214365F70000422011311120610BC8329BFD06DDDF723619';
+    const lines = ['+CMGL: 1,1,,29', pdu, '+CMGL: 2,0,"Smith, John",29', pdu, '+CMGL: 4,0,"",25', 'garbage'];
     expect(parseCmgl(lines, 'SM')).toEqual([
-      { memory: 'SM', index: 1, stat: 1, length: 29, pdu: '07919761989901F0040B919700214365F70000422011311120610BC8329BFD06DDDF723619' },
+      { memory: 'SM', index: 1, stat: 1, length: 29, pdu },
+      { memory: 'SM', index: 2, stat: 0, length: 29, pdu },
     ]);
   });
 });

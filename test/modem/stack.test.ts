@@ -191,9 +191,67 @@ describe('faults: a clear, classified error, and the channel free and usable aft
     await new Promise((r) => setTimeout(r, 100));
     await s.sim.unplug(0);
     const [result] = await sending;
-    expect(result).toMatchObject({ status: 'failed', error: { code: 'PORT_CLOSED', retry: 'retry-other' } });
+    // The PDU was out when the modem vanished: whether the network took it cannot be known.
+    expect(result).toMatchObject({ status: 'failed', error: { code: 'PORT_CLOSED', retry: 'unknown' } });
     await waitFor(() => !existsSync(lockFile));
     expect(s.sim.records()).toHaveLength(0);
+  });
+
+  it('an unplug before the PDU is written is a plain retry on another SIM', async () => {
+    const s = await sim({});
+    const modem = await open(s);
+    await modem.init();
+    s.sim.fault(0, { type: 'hang' });
+    const sending = modem.send(one());
+    await new Promise((r) => setTimeout(r, 100));
+    await s.sim.unplug(0);
+    expect((await sending)[0]).toMatchObject({ status: 'failed', error: { code: 'PORT_CLOSED', retry: 'retry-other' } });
+  });
+});
+
+describe('late answers (the modem answers after we gave up)', () => {
+  it('a late answer is drained by the resync, and the next commands get their own answers', async () => {
+    const s = await sim({ flavour: 'quectel' });
+    const modem = await open(s);
+    await modem.init();
+    s.sim.fault(0, { type: 'delay', ms: 400 });
+    await expect(modem.channel.run('AT+COPS?', { timeoutMs: 150 })).rejects.toMatchObject({ code: 'AT_TIMEOUT' });
+    const id = await modem.identify();
+    expect(id).toMatchObject({ imei: s.sim.info()[0]!.imei, imsi: s.sim.info()[0]!.imsi, operator: 'MegaFon', manufacturer: 'Quectel' });
+    expect((await modem.send(encodeSubmit({ to: '+79161234567', text: 'after' }).parts))[0]!.status).toBe('sent');
+  });
+
+  it('a prompt that comes too late sends nothing, and the next send works', async () => {
+    const s = await sim({});
+    const modem = await open(s, undefined, { sendTimeoutMs: 250 });
+    await modem.init();
+    s.sim.fault(0, { type: 'delay', ms: 500 });
+    const [late] = await modem.send(encodeSubmit({ to: '+79161234567', text: 'too late' }).parts);
+    expect(late).toMatchObject({ status: 'failed', error: { code: 'AT_TIMEOUT', retry: 'retry-same' } });
+    await new Promise((r) => setTimeout(r, 400));
+    expect((await modem.send(encodeSubmit({ to: '+79161234567', text: 'on time' }).parts))[0]!.status).toBe('sent');
+    expect(s.sim.records().map((r) => r.text)).toEqual(['on time']);
+  });
+
+  it("a send with no answer after its PDU is 'unknown' — and indeed the network took it", async () => {
+    const s = await sim({ latencyMs: 600 });
+    const modem = await open(s, undefined, { sendTimeoutMs: 200 });
+    await modem.init();
+    const [result] = await modem.send(encodeSubmit({ to: '+79161234567', text: 'maybe' }).parts);
+    expect(result).toMatchObject({ status: 'failed', error: { code: 'AT_TIMEOUT', retry: 'unknown' } });
+    await waitFor(() => s.sim.records().length === 1);
+    s.sim.modem(0).latencyMs = 5;
+    expect((await modem.send(encodeSubmit({ to: '+79161234567', text: 'next' }).parts))[0]!.status).toBe('sent');
+    expect(s.sim.records().map((r) => r.text)).toEqual(['maybe', 'next']);
+  });
+
+  it('boot lines after a replug do not spoil the identity', async () => {
+    const s = await sim({ flavour: 'quectel' });
+    const info = await s.sim.replug(0);
+    const modem = await open(s, info.ports[0]!.path);
+    await new Promise((r) => setTimeout(r, 60)); // the boot lines arrive
+    await modem.init();
+    expect(await modem.identify()).toMatchObject({ imei: info.imei, imsi: info.imsi, iccid: info.iccid });
   });
 });
 
@@ -231,6 +289,25 @@ describe('inbox and USSD', () => {
     expect(decodePdu(stored[0]!.pdu)).toMatchObject({ type: 'deliver', number: '+79001234567', text: 'Входящее: код 4821' });
     await modem.deleteMessage(stored[0]!.memory, stored[0]!.index);
     expect(await modem.listMessages()).toEqual([]);
+  });
+
+  it('reads every stored message while a ZTE modem prints its status lines', async () => {
+    const s = await sim({ flavour: 'zte', noise: true });
+    const modem = await open(s);
+    await modem.init();
+    s.sim.modem(0).deliver('+79001234567', 'first');
+    s.sim.modem(0).deliver('+79001234568', 'second');
+    const texts = (await modem.listMessages()).map((m) => decodePdu(m.pdu).text);
+    expect(texts).toEqual(['first', 'second']);
+  });
+
+  it('closes a USSD menu (status 1) so that the next request is not taken as a reply', async () => {
+    const s = await sim({});
+    const modem = await open(s);
+    await modem.init();
+    s.sim.modem(0).ussd.set('*111#', { text: '1 Balance 2 Tariff', status: 1 });
+    expect(await modem.ussd('*111#')).toMatchObject({ status: 'action-required', text: '1 Balance 2 Tariff' });
+    expect(s.sim.modem(0).ussdClosed).toBe(1);
   });
 
   it.each(['huawei', 'generic', 'zte'] as const)('reads a USSD balance answer (%s)', async (flavour) => {
