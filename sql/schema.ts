@@ -151,6 +151,10 @@ export const MIGRATIONS: string[][] = [
     `CREATE INDEX events_at ON events (at)`,
     `CREATE INDEX events_message ON events (message_id)`,
   ],
+  [
+    // The SIM a message should not go through again (it failed it with a SIM error: retry on another).
+    `ALTER TABLE messages ADD COLUMN avoid_sim_id BIGINT`,
+  ],
 ];
 
 /** The statements of migration `index` for `dialect`. */

@@ -110,6 +110,8 @@ export interface Message {
   channelId: number | null;
   /** Message references (+CMGS) of the parts sent, in order. */
   partRefs: number[] | null;
+  /** The SIM not to use again for this message (it failed it with a SIM error). */
+  avoidSimId: number | null;
   errorCode: string | null;
   errorText: string | null;
   clientMsgId: string | null;
@@ -258,6 +260,7 @@ function toMessage(r: Row): Message {
     simId: numOrNull(r.sim_id),
     channelId: numOrNull(r.channel_id),
     partRefs: r.part_refs === null || r.part_refs === undefined ? null : (JSON.parse(String(r.part_refs)) as number[]),
+    avoidSimId: numOrNull(r.avoid_sim_id),
     errorCode: strOrNull(r.error_code),
     errorText: strOrNull(r.error_text),
     clientMsgId: strOrNull(r.client_msg_id),
@@ -680,16 +683,59 @@ export class Storage {
   async markRetry(
     id: number,
     owner: string,
-    update: { errorCode: string; errorText: string; nextAttemptAt: number; reason: string; partRefs?: number[] },
+    update: { errorCode: string; errorText: string; nextAttemptAt: number; reason: string; partRefs?: number[]; avoidSimId?: number | null },
     now = Date.now(),
   ): Promise<boolean> {
     const r = await this.db.run(
       `UPDATE messages SET state = 'queued', lease_owner = NULL, lease_expires_at = NULL, error_code = ?, error_text = ?,
-         next_attempt_at = ?, reason = ?, part_refs = COALESCE(?, part_refs), updated_at = ?
+         next_attempt_at = ?, reason = ?, part_refs = COALESCE(?, part_refs), avoid_sim_id = ?, updated_at = ?
        WHERE id = ? AND lease_owner = ? AND state IN ('sending', 'queued')`,
-      [update.errorCode, update.errorText, update.nextAttemptAt, update.reason, update.partRefs ? JSON.stringify(update.partRefs) : null, now, id, owner],
+      [
+        update.errorCode,
+        update.errorText,
+        update.nextAttemptAt,
+        update.reason,
+        update.partRefs ? JSON.stringify(update.partRefs) : null,
+        update.avoidSimId ?? null,
+        now,
+        id,
+        owner,
+      ],
     );
     return r.changes === 1;
+  }
+
+  /** The PDU went out but no answer came: the message may have been sent. Never resent by itself. */
+  async markUnknown(id: number, owner: string, update: { errorCode: string; errorText: string; partRefs?: number[] }, now = Date.now()): Promise<boolean> {
+    const r = await this.db.run(
+      `UPDATE messages SET state = 'unknown', lease_owner = NULL, lease_expires_at = NULL, error_code = ?, error_text = ?,
+         part_refs = COALESCE(?, part_refs), reason = 'the modem gave no answer after the message went out; it may have been sent: resend on request',
+         updated_at = ?
+       WHERE id = ? AND lease_owner = ? AND state = 'sending'`,
+      [update.errorCode, update.errorText, update.partRefs ? JSON.stringify(update.partRefs) : null, now, id, owner],
+    );
+    return r.changes === 1;
+  }
+
+  /**
+   * Makes every queued message that waits for a SIM (quota, quiet hours, no channel) due now: after a setting
+   * changed, they should not wait for their next look.
+   */
+  async wakeWaiting(now = Date.now()): Promise<number> {
+    const r = await this.db.run(
+      `UPDATE messages SET next_attempt_at = ?, updated_at = ? WHERE state = 'queued' AND next_attempt_at > ? AND attempts = 0`,
+      [now, now, now],
+    );
+    return r.changes;
+  }
+
+  /** The SIM that last sent successfully to this recipient (affinity). */
+  async lastSimFor(recipient: string): Promise<number | null> {
+    const [row] = await this.db.all<Row>(
+      `SELECT sim_id FROM messages WHERE recipient = ? AND state IN ('sent', 'delivered') AND sim_id IS NOT NULL ORDER BY id DESC LIMIT 1`,
+      [recipient],
+    );
+    return row ? num(row.sim_id) : null;
   }
 
   /** A final failure: a permanent error, or the attempts are used up. */

@@ -1,0 +1,296 @@
+/**
+ * The dispatcher: drains the durable queue through the channels.
+ *
+ * Theory of operation. `wake()` is called whenever something may let a message go — a new message, a channel
+ * becoming free, a settings change — and a node-cron tick (every second, noOverlap) calls it anyway as a safety net;
+ * wake-ups while a drain runs are folded into one more drain, so there is never more than one. A drain claims the
+ * due messages (a lease per message, see sql/storage.ts), and for each asks the rules (rules.ts) which SIM can take
+ * it now. A message no SIM can take goes back to the queue with the reason in words and the time to look again.
+ * For a taken message the SIM's quota is reserved, the message is marked `sending` (before any AT+CMGS), and the
+ * send runs on an idle channel of that SIM while the drain goes on; all parts go through that one channel.
+ *
+ * The send's outcome decides what follows, by the modem layer's retry class: sent -> `sent` with its part
+ * references; `permanent` -> `failed` at once; `retry-other` -> queued again now, avoiding that SIM; `retry-same` ->
+ * queued again after an exponential back-off; attempts used up -> `failed`; `unknown` (the PDU went out, no answer)
+ * -> `unknown`, never resent by itself. A channel that fails three times running, or times out, is marked unhealthy
+ * and re-initialised in the background; traffic flows around it meanwhile. A channel whose port closed (unplugged)
+ * is dropped. Housekeeping (every 30 s): expired leases (`recoverStale`) and history retention.
+ */
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
+import cron, { type ScheduledTask } from 'node-cron';
+import { ErrorCodes, type SmsgateError } from '../modem/errors.js';
+import { encodeSubmit } from '../modem/pdu/index.js';
+import type { SmsSender } from '../modem/sender.js';
+import type { Message, Sim, Storage } from '../sql/storage.js';
+import { type RouteRule, type SimState, billingPeriod, selectSim } from './rules.js';
+
+export interface DispatcherOptions {
+  storage: Storage;
+  /** This process's lease owner name (default host:pid:random). */
+  owner?: string;
+  /** How long a claimed message is ours before someone else may take it (default 60 s). */
+  leaseMs?: number;
+  /** How long a message may be `sending` before a restart takes it for cut off (default 10 min). */
+  sendLeaseMs?: number;
+  /** First back-off after a transient error; doubles with each attempt (default 30 s). */
+  retryBaseMs?: number;
+  /** How soon to look again at a message no SIM can take now and that names no time (default 15 s). */
+  recheckMs?: number;
+  /** Failures in a row that make a channel unhealthy (default 3). */
+  unhealthyAfter?: number;
+  /** Days of finished history to keep (default 90; 0 keeps everything). */
+  retentionDays?: number;
+  routes?: RouteRule[];
+  /** Keep a recipient on the SIM it last got a message from (default false). */
+  affinity?: boolean;
+  /** Run the cron ticks (default true; tests may drive wake() themselves). */
+  cron?: boolean;
+  clock?: () => number;
+  log?: (line: string) => void;
+}
+
+/** A channel the dispatcher sends through: a sender, the SIM behind it, and its state. */
+export interface ChannelSlot {
+  channelId: number;
+  simId: number;
+  sender: SmsSender;
+  busy: boolean;
+  healthy: boolean;
+  failures: number;
+}
+
+export class Dispatcher {
+  readonly owner: string;
+  private readonly storage: Storage;
+  private readonly slots: ChannelSlot[] = [];
+  private readonly clock: () => number;
+  private readonly log: (line: string) => void;
+  private readonly tasks: ScheduledTask[] = [];
+  private draining: Promise<void> | null = null;
+  private again = false;
+  private stopped = false;
+  private readonly inFlight = new Set<Promise<void>>();
+
+  constructor(private readonly options: DispatcherOptions) {
+    this.storage = options.storage;
+    this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+    this.clock = options.clock ?? Date.now;
+    this.log = options.log ?? (() => undefined);
+  }
+
+  /** Adds a channel; the dispatcher uses it from the next drain on. */
+  addChannel(channelId: number, simId: number, sender: SmsSender): ChannelSlot {
+    const slot: ChannelSlot = { channelId, simId, sender, busy: false, healthy: true, failures: 0 };
+    this.slots.push(slot);
+    this.wake();
+    return slot;
+  }
+
+  get channels(): readonly ChannelSlot[] {
+    return this.slots;
+  }
+
+  /** Recovers what a previous run left behind, then starts the ticks. */
+  async start(): Promise<void> {
+    const recovered = await this.storage.recoverStale(this.clock());
+    if (recovered.unknown > 0) this.log(`dispatcher: ${recovered.unknown} message(s) were being sent when the gateway stopped: now 'unknown'`);
+    if (this.options.cron !== false) {
+      this.tasks.push(cron.schedule('* * * * * *', () => this.wake(), { noOverlap: true, name: 'dispatch-tick' }));
+      this.tasks.push(cron.schedule('*/30 * * * * *', () => this.housekeeping(), { noOverlap: true, name: 'housekeeping' }));
+    }
+    this.wake();
+  }
+
+  /** Stops the ticks, lets the sends in flight finish, and closes the channels. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    for (const task of this.tasks.splice(0)) await task.stop();
+    await this.draining;
+    await Promise.allSettled([...this.inFlight]);
+    for (const slot of this.slots.splice(0)) await slot.sender.close().catch(() => undefined);
+  }
+
+  /** Something changed that may let a message go: drain now (one drain at a time, wake-ups folded). */
+  wake(): void {
+    if (this.stopped) return;
+    if (this.draining) {
+      this.again = true;
+      return;
+    }
+    this.draining = (async () => {
+      do {
+        this.again = false;
+        try {
+          await this.drainOnce();
+        } catch (error) {
+          this.log(`dispatcher: drain failed: ${(error as Error).message}`);
+        }
+      } while (this.again && !this.stopped);
+      this.draining = null;
+    })();
+  }
+
+  /** Resolves when no drain and no send is running (tests, graceful stop). */
+  async idle(): Promise<void> {
+    while (this.draining || this.inFlight.size > 0) {
+      await this.draining;
+      await Promise.allSettled([...this.inFlight]);
+    }
+  }
+
+  /** A SIM setting changed (quota, quiet hours, owners): look at the waiting messages at once. */
+  async settingsChanged(): Promise<void> {
+    await this.storage.wakeWaiting(this.clock());
+    this.wake();
+  }
+
+  private async housekeeping(): Promise<void> {
+    const now = this.clock();
+    await this.storage.recoverStale(now);
+    const days = this.options.retentionDays ?? 90;
+    if (days > 0) await this.storage.purgeHistory(now - days * 86_400_000);
+  }
+
+  private async drainOnce(): Promise<void> {
+    const idle = this.slots.filter((s) => !s.busy && s.healthy && s.sender.isOpen);
+    if (idle.length === 0) return;
+    const now = this.clock();
+    const claimed = await this.storage.claimDue(this.owner, now, this.options.leaseMs ?? 60_000, idle.length * 4);
+    if (claimed.length === 0) return;
+    const sims = await this.simStates(now);
+    for (const message of claimed) {
+      const affinitySimId = this.options.affinity ? await this.storage.lastSimFor(message.recipient) : null;
+      const choice = selectSim(
+        { userId: message.userId, parts: message.parts, recipient: message.recipient, avoidSimId: message.avoidSimId },
+        sims,
+        now,
+        { routes: this.options.routes, affinitySimId },
+      );
+      if (choice.sim === null) {
+        await this.storage.release(message.id, this.owner, {
+          reason: choice.reason,
+          nextAttemptAt: choice.reason === 'all channels are busy' ? now : (choice.retryAt ?? now + (this.options.recheckMs ?? 15_000)),
+        });
+        continue;
+      }
+      const state = sims.find((s) => s.sim.id === choice.sim.id)!;
+      const slot = this.slots.find((s) => s.simId === choice.sim.id && !s.busy && s.healthy && s.sender.isOpen)!;
+      const period = billingPeriod(choice.sim.billingDay, now);
+      if (!(await this.storage.reserveParts(choice.sim.id, period, message.parts, choice.sim.monthlyQuota))) {
+        // Another gateway process took the quota meanwhile.
+        state.taken = Number.MAX_SAFE_INTEGER;
+        await this.storage.release(message.id, this.owner, { reason: 'quota exhausted on all SIMs', nextAttemptAt: now + (this.options.recheckMs ?? 15_000) });
+        continue;
+      }
+      // What this batch has taken counts for the next messages of the batch.
+      state.taken += message.parts;
+      state.sim = { ...state.sim, lastSentAt: now };
+      slot.busy = true;
+      state.idleChannel = this.slots.some((s) => s.simId === state.sim.id && !s.busy && s.healthy && s.sender.isOpen);
+      const send = this.send(message, slot, choice.sim, period).finally(() => {
+        this.inFlight.delete(send);
+        slot.busy = false;
+        this.wake();
+      });
+      this.inFlight.add(send);
+    }
+  }
+
+  private async simStates(now: number): Promise<SimState[]> {
+    const out: SimState[] = [];
+    for (const sim of await this.storage.listSims()) {
+      const slots = this.slots.filter((s) => s.simId === sim.id && s.sender.isOpen);
+      const usage = await this.storage.usage(sim.id, billingPeriod(sim.billingDay, now));
+      out.push({
+        sim,
+        owners: await this.storage.simOwners(sim.id),
+        idleChannel: slots.some((s) => !s.busy && s.healthy),
+        healthyChannel: slots.some((s) => s.healthy),
+        taken: usage.used + usage.reserved,
+      });
+    }
+    return out;
+  }
+
+  private async send(message: Message, slot: ChannelSlot, sim: Sim, period: string): Promise<void> {
+    const start = this.clock();
+    if (!(await this.storage.markSending(message.id, this.owner, { simId: sim.id, channelId: slot.channelId, leaseMs: this.options.sendLeaseMs ?? 600_000 }, start))) {
+      await this.storage.commitParts(sim.id, period, message.parts, 0);
+      return;
+    }
+    await this.storage.markSimSent(sim.id, start);
+    let parts;
+    try {
+      parts = encodeSubmit({
+        to: message.recipient,
+        text: message.text,
+        encoding: message.encoding === 'gsm7' || message.encoding === 'ucs2' ? message.encoding : 'auto',
+        flash: message.flash,
+        replace: message.replaceId ?? undefined,
+        report: message.report,
+      }).parts;
+    } catch (error) {
+      await this.storage.commitParts(sim.id, period, message.parts, 0);
+      await this.storage.markFailed(message.id, this.owner, { errorCode: (error as SmsgateError).code ?? 'ENCODE', errorText: (error as Error).message, reason: 'the message cannot be encoded' });
+      return;
+    }
+    const results = await slot.sender.send(parts.map(({ pdu, length }) => ({ pdu, length })));
+    const refs = results.flatMap((r) => (r.status === 'sent' ? [r.reference] : []));
+    await this.storage.commitParts(sim.id, period, message.parts, refs.length);
+    const failed = results.find((r) => r.status === 'failed');
+    const now = this.clock();
+    if (!failed) {
+      slot.failures = 0;
+      await this.storage.markSent(message.id, this.owner, refs, now);
+      await this.storage.logEvent({ kind: 'message.sent', messageId: message.id, simId: sim.id, channelId: slot.channelId, detail: { refs } }, now);
+      return;
+    }
+    const error = (failed as { error: SmsgateError }).error;
+    const errorText = error.message;
+    const attempts = message.attempts + 1;
+    await this.storage.logEvent(
+      { kind: 'message.attempt-failed', messageId: message.id, simId: sim.id, channelId: slot.channelId, detail: { code: error.code, modemCode: error.modemCode, retry: error.retry, text: errorText, partsSent: refs.length } },
+      now,
+    );
+    if (error.retry === 'unknown') {
+      await this.storage.markUnknown(message.id, this.owner, { errorCode: error.code, errorText, partRefs: refs }, now);
+    } else if (error.retry === 'permanent') {
+      await this.storage.markFailed(message.id, this.owner, { errorCode: error.code, errorText, reason: `rejected: ${errorText}` }, now);
+    } else if (attempts >= message.maxAttempts) {
+      await this.storage.markFailed(message.id, this.owner, { errorCode: error.code, errorText, reason: `gave up after ${attempts} attempt(s): ${errorText}` }, now);
+    } else if (error.retry === 'retry-other') {
+      await this.storage.markRetry(message.id, this.owner, { errorCode: error.code, errorText, nextAttemptAt: now, reason: `retrying on another SIM: ${errorText}`, avoidSimId: sim.id }, now);
+    } else {
+      const backoff = (this.options.retryBaseMs ?? 30_000) * 2 ** (attempts - 1);
+      await this.storage.markRetry(message.id, this.owner, { errorCode: error.code, errorText, nextAttemptAt: now + backoff, reason: `retrying in ${Math.round(backoff / 1000)} s: ${errorText}` }, now);
+    }
+    await this.channelFailed(slot, error);
+  }
+
+  /** Counts a channel's failure; after too many, or a timeout, it rests and is re-initialised. */
+  private async channelFailed(slot: ChannelSlot, error: SmsgateError): Promise<void> {
+    if (error.code === ErrorCodes.PortClosed || !slot.sender.isOpen) {
+      slot.healthy = false;
+      await this.storage.setChannelHealth(slot.channelId, false, `port closed: ${error.message}`, this.clock());
+      this.slots.splice(this.slots.indexOf(slot), 1);
+      return;
+    }
+    // Errors about the message or the recipient say nothing about the channel.
+    if (error.retry === 'permanent') return;
+    slot.failures++;
+    if (slot.failures < (this.options.unhealthyAfter ?? 3) && error.code !== ErrorCodes.AtTimeout) return;
+    slot.healthy = false;
+    await this.storage.setChannelHealth(slot.channelId, false, error.message, this.clock());
+    await this.storage.logEvent({ kind: 'channel.unhealthy', channelId: slot.channelId, detail: { error: error.message } });
+    try {
+      await slot.sender.recover();
+      slot.healthy = true;
+      slot.failures = 0;
+      await this.storage.setChannelHealth(slot.channelId, true, null, this.clock());
+      await this.storage.logEvent({ kind: 'channel.recovered', channelId: slot.channelId });
+    } catch (recoverError) {
+      this.log(`dispatcher: ${slot.sender.label} stays unhealthy: ${(recoverError as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,157 @@
+/**
+ * The dispatcher against simulated modems on real ptys, with SQLite storage: quotas, balancing, quiet hours,
+ * fail-over, retries, pacing, unplugged modems, and messages whose fate is unknown.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import type { MessageState } from '../../sql/storage.js';
+import { type TestGateway, startGateway } from '../helpers/gateway.js';
+
+const gateways: TestGateway[] = [];
+afterEach(async () => {
+  for (const g of gateways.splice(0)) await g.stop();
+});
+
+async function gateway(...args: Parameters<typeof startGateway>): Promise<TestGateway> {
+  const g = await startGateway(...args);
+  gateways.push(g);
+  return g;
+}
+
+const count = async (g: TestGateway, state: MessageState) => (await g.storage.countByState())[state] ?? 0;
+
+function sentPerImsi(g: TestGateway): number[] {
+  const records = g.sim.sim.records();
+  return g.sim.sim.info().map((m) => records.filter((r) => r.imsi === m.imsi).length);
+}
+
+describe('quota balancing', () => {
+  it('3 SIMs with quotas 10/20/30 and 80 messages: exactly 60 sent within quota, 20 wait with a reason, and go after a raise', async () => {
+    const g = await gateway({ modems: 3 });
+    const [a, b, c] = g.sims;
+    await g.storage.updateSim(a!.id, { monthlyQuota: 10 });
+    await g.storage.updateSim(b!.id, { monthlyQuota: 20 });
+    await g.storage.updateSim(c!.id, { monthlyQuota: 30 });
+    const ids = await g.enqueue(80);
+    await g.drainUntil(async () => (await count(g, 'sent')) === 60 && (await count(g, 'queued')) === 20);
+    await new Promise((r) => setTimeout(r, 300));
+    await g.dispatcher.idle();
+    expect(await count(g, 'sent')).toBe(60);
+    expect(sentPerImsi(g)).toEqual([10, 20, 30]);
+    const waiting = (await g.storage.listMessages({ state: 'queued', limit: 100 })).map((m) => m.reason);
+    expect(new Set(waiting)).toEqual(new Set(['quota exhausted on all SIMs (the message needs 1 part)']));
+    expect(g.sim.sim.records()).toHaveLength(60);
+
+    await g.storage.updateSim(a!.id, { monthlyQuota: 30 });
+    await g.dispatcher.settingsChanged();
+    await g.drainUntil(async () => (await count(g, 'sent')) === 80);
+    expect(sentPerImsi(g)).toEqual([30, 20, 30]);
+    // every message sent exactly once
+    expect(new Set(g.sim.sim.records().map((r) => r.to)).size).toBe(80);
+    expect((await Promise.all(ids.map((id) => g.storage.getMessage(id)))).every((m) => m!.state === 'sent')).toBe(true);
+  });
+
+  it('spreads one message at a time by the share of quota left', async () => {
+    const g = await gateway({ modems: 3 });
+    const quotas = [10, 20, 30];
+    for (const [i, s] of g.sims.entries()) await g.storage.updateSim(s.id, { monthlyQuota: quotas[i]! });
+    for (let i = 0; i < 30; i++) {
+      await g.enqueue(1);
+      await g.drainUntil(async () => (await count(g, 'sent')) === i + 1);
+    }
+    const [x, y, z] = sentPerImsi(g);
+    // Remaining shares stay level: after 30 of 60 parts, each SIM has used about half of its quota.
+    expect(Math.abs(x! - 5)).toBeLessThanOrEqual(1);
+    expect(Math.abs(y! - 10)).toBeLessThanOrEqual(1);
+    expect(Math.abs(z! - 15)).toBeLessThanOrEqual(1);
+  });
+});
+
+describe('waiting and timing', () => {
+  it('holds messages in quiet hours with the time they end, and sends them once the hours are lifted', async () => {
+    const g = await gateway({});
+    const now = new Date();
+    const hhmm = (d: Date) => `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
+    const start = hhmm(new Date(now.getTime() - 3_600_000));
+    const end = hhmm(new Date(now.getTime() + 3_600_000));
+    await g.storage.updateSim(g.sims[0]!.id, { quietStart: start, quietEnd: end });
+    const [id] = await g.enqueue(1);
+    await g.drainUntil(async () => (await g.storage.getMessage(id!))!.reason !== null);
+    expect(await g.storage.getMessage(id!)).toMatchObject({ state: 'queued', reason: `quiet hours until ${end}` });
+    expect(g.sim.sim.records()).toHaveLength(0);
+    await g.storage.updateSim(g.sims[0]!.id, { quietStart: null, quietEnd: null });
+    await g.dispatcher.settingsChanged();
+    await g.drainUntil(async () => (await count(g, 'sent')) === 1);
+  });
+
+  it('respects a SIM pacing interval', async () => {
+    const g = await gateway({});
+    await g.storage.updateSim(g.sims[0]!.id, { pacingMs: 300 });
+    await g.enqueue(3);
+    await g.drainUntil(async () => (await count(g, 'sent')) === 3);
+    const times = g.sim.sim.records().map((r) => Date.parse(r.time));
+    expect(times[1]! - times[0]!).toBeGreaterThanOrEqual(280);
+    expect(times[2]! - times[1]!).toBeGreaterThanOrEqual(280);
+  });
+
+  it('tells a user with no SIM why the message waits', async () => {
+    const g = await gateway({});
+    const other = await g.storage.createUser({ name: 'nobody', passwordHash: 'x' });
+    const [id] = await g.enqueue(1, { userId: other.id });
+    await g.drainUntil(async () => (await g.storage.getMessage(id!))!.reason !== null);
+    expect((await g.storage.getMessage(id!))!.reason).toBe('no SIM is assigned to this user');
+  });
+});
+
+describe('errors and fail-over', () => {
+  it('a SIM error (+CMS 38) fails over to another SIM', async () => {
+    const g = await gateway({ modems: 2 });
+    g.sim.sim.fault(0, { type: 'cms', code: 38, times: 10 });
+    const [id] = await g.enqueue(1);
+    await g.drainUntil(async () => (await g.storage.getMessage(id!))!.state === 'sent');
+    const message = await g.storage.getMessage(id!);
+    expect(message).toMatchObject({ state: 'sent', simId: g.sims[1]!.id, attempts: 2, errorCode: null });
+    expect(g.sim.sim.records().map((r) => r.imsi)).toEqual([g.sim.sim.info()[1]!.imsi]);
+    expect((await g.storage.listEvents({ messageId: id! })).map((e) => e.kind)).toEqual(['message.sent', 'message.attempt-failed']);
+  });
+
+  it('a permanent error (+CMS 1, unassigned number) fails the message at once', async () => {
+    const g = await gateway({ modems: 2 });
+    g.sim.sim.fault(0, { type: 'cms', code: 1 });
+    const [id] = await g.enqueue(1);
+    await g.drainUntil(async () => (await g.storage.getMessage(id!))!.state === 'failed');
+    expect(await g.storage.getMessage(id!)).toMatchObject({ attempts: 1, errorCode: 'AT_CMS', reason: expect.stringMatching(/^rejected: .*unassigned/) });
+    expect(g.sim.sim.records()).toHaveLength(0);
+  });
+
+  it('a transient error (+CMS 42) backs off and succeeds on a later attempt; attempts bound it', async () => {
+    const g = await gateway({});
+    g.sim.sim.fault(0, { type: 'cms', code: 42 });
+    const [ok] = await g.enqueue(1);
+    await g.drainUntil(async () => (await g.storage.getMessage(ok!))!.state === 'sent');
+    expect(await g.storage.getMessage(ok!)).toMatchObject({ attempts: 2 });
+    g.sim.sim.fault(0, { type: 'cms', code: 42, times: 5 });
+    const [doomed] = await g.enqueue(1, { maxAttempts: 2 });
+    await g.drainUntil(async () => (await g.storage.getMessage(doomed!))!.state === 'failed');
+    expect(await g.storage.getMessage(doomed!)).toMatchObject({ attempts: 2, reason: expect.stringMatching(/^gave up after 2 attempt\(s\)/) });
+  });
+
+  it("an unplugged modem's messages go through the other", async () => {
+    const g = await gateway({ modems: 2 });
+    await g.sim.sim.unplug(0);
+    await new Promise((r) => setTimeout(r, 100));
+    await g.enqueue(5);
+    await g.drainUntil(async () => (await count(g, 'sent')) === 5);
+    expect(sentPerImsi(g)).toEqual([0, 5]);
+  });
+
+  it("a send without an answer after its PDU is 'unknown' and is not resent", async () => {
+    const g = await gateway({ latencyMs: 600 }, { sendTimeoutMs: 150 });
+    const [id] = await g.enqueue(1);
+    await g.drainUntil(async () => (await g.storage.getMessage(id!))!.state === 'unknown');
+    await new Promise((r) => setTimeout(r, 800));
+    g.dispatcher.wake();
+    await g.dispatcher.idle();
+    expect((await g.storage.getMessage(id!))!.state).toBe('unknown');
+    expect(g.sim.sim.records()).toHaveLength(1); // the network did take it: resending would have sent it twice
+  });
+});
