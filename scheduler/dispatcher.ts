@@ -91,10 +91,17 @@ export class Dispatcher {
     return this.slots;
   }
 
-  /** Recovers what a previous run left behind, then starts the ticks. */
+  /**
+   * Recovers what a previous run left behind — expired leases, and every lease of a process of this host that is
+   * no longer alive (a gateway killed and restarted) — then starts the ticks.
+   */
   async start(): Promise<void> {
-    const recovered = await this.storage.recoverStale(this.clock());
-    if (recovered.unknown > 0) this.log(`dispatcher: ${recovered.unknown} message(s) were being sent when the gateway stopped: now 'unknown'`);
+    const now = this.clock();
+    let unknown = (await this.storage.recoverStale(now)).unknown;
+    for (const owner of await this.storage.leaseOwners()) {
+      if (owner !== this.owner && deadLocalOwner(owner)) unknown += (await this.storage.recoverOwner(owner, now)).unknown;
+    }
+    if (unknown > 0) this.log(`dispatcher: ${unknown} message(s) were being sent when the gateway stopped: now 'unknown'`);
     if (this.options.cron !== false) {
       this.tasks.push(cron.schedule('* * * * * *', () => this.wake(), { noOverlap: true, name: 'dispatch-tick' }));
       this.tasks.push(cron.schedule('*/30 * * * * *', () => this.housekeeping(), { noOverlap: true, name: 'housekeeping' }));
@@ -159,10 +166,12 @@ export class Dispatcher {
     const claimed = await this.storage.claimDue(this.owner, now, this.options.leaseMs ?? 60_000, idle.length * 4);
     if (claimed.length === 0) return;
     const sims = await this.simStates(now);
+    const admins = new Map<number, boolean>();
     for (const message of claimed) {
+      if (!admins.has(message.userId)) admins.set(message.userId, (await this.storage.getUser(message.userId))?.role === 'admin');
       const affinitySimId = this.options.affinity ? await this.storage.lastSimFor(message.recipient) : null;
       const choice = selectSim(
-        { userId: message.userId, parts: message.parts, recipient: message.recipient, avoidSimId: message.avoidSimId },
+        { userId: message.userId, isAdmin: admins.get(message.userId), parts: message.parts, recipient: message.recipient, avoidSimId: message.avoidSimId },
         sims,
         now,
         { routes: this.options.routes, affinitySimId },
@@ -292,5 +301,17 @@ export class Dispatcher {
     } catch (recoverError) {
       this.log(`dispatcher: ${slot.sender.label} stays unhealthy: ${(recoverError as Error).message}`);
     }
+  }
+}
+
+/** An owner name "host:pid:…" of this host whose process is gone. */
+function deadLocalOwner(owner: string): boolean {
+  const [host, pid] = owner.split(':');
+  if (host !== hostname() || !/^\d+$/.test(pid ?? '')) return false;
+  try {
+    process.kill(Number(pid), 0);
+    return false;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ESRCH';
   }
 }

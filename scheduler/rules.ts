@@ -1,7 +1,8 @@
 /**
  * The pure rules of the dispatcher: billing periods, quiet hours, and which SIM takes a message.
  *
- * A SIM may take a message when it is enabled, owned by (or shared with) the message's user, has an idle healthy
+ * A SIM may take a message when it is enabled, owned by (or shared with) the message's user (an admin may use every
+ * SIM), has an idle healthy
  * channel, has at least the message's parts left of this billing period's quota, has let its pacing interval pass
  * since its last send, and is not in its quiet hours. Among those the SIM with the largest share of its quota left
  * wins (an unlimited SIM counts as wholly free); ties go to the SIM used least recently. A message that no SIM can
@@ -65,6 +66,8 @@ export interface SimState {
 
 export interface Candidate {
   userId: number;
+  /** Admins may send through every SIM. */
+  isAdmin?: boolean;
   parts: number;
   recipient: string;
   /** The SIM to avoid (it just failed this message with a SIM error). */
@@ -88,7 +91,7 @@ export type Selection = { sim: Sim } | { sim: null; reason: string; retryAt: num
 
 /** Chooses the SIM for a message, or says why none can take it now. */
 export function selectSim(candidate: Candidate, sims: SimState[], now: number, options: SelectOptions = {}): Selection {
-  const owned = sims.filter((s) => s.owners.includes(candidate.userId));
+  const owned = candidate.isAdmin ? sims : sims.filter((s) => s.owners.includes(candidate.userId));
   if (owned.length === 0) return { sim: null, reason: 'no SIM is assigned to this user', retryAt: null };
   const enabled = owned.filter((s) => s.sim.enabled);
   if (enabled.length === 0) return { sim: null, reason: "all of this user's SIMs are disabled", retryAt: null };

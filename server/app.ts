@@ -1,21 +1,34 @@
 /**
- * The HTTP server. So far it answers `GET /health` and the segment counter; the device endpoint, the JSON API and
- * the web form arrive with the queue (issues 4 and 5). Routes stay thin: validate, call one function, map the result.
+ * The HTTP server. So far it answers `GET /health` (with the queue and the channels) and the segment counter; the
+ * device endpoint, the JSON API and the web form come with issue 5. Routes stay thin: validate, call one function, map the result.
  */
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { SmsgateError } from '../modem/errors.js';
 import { countSegments } from '../modem/pdu/index.js';
+import type { Dispatcher } from '../scheduler/dispatcher.js';
+import type { Storage } from '../sql/storage.js';
 import { VERSION } from './version.js';
 
-export function createApp(): express.Express {
+/** What the routes work with; absent parts (a bare server in tests) leave their routes out of /health. */
+export interface AppContext {
+  storage?: Storage;
+  dispatcher?: Dispatcher;
+}
+
+export function createApp(context: AppContext = {}): express.Express {
   const app = express();
   app.disable('x-powered-by');
   const started = Date.now();
 
-  app.get('/health', (_req, res) => {
-    res.json({ status: 'ok', version: VERSION, uptimeSeconds: Math.round((Date.now() - started) / 1000) });
+  app.get('/health', async (_req, res) => {
+    const body: Record<string, unknown> = { status: 'ok', version: VERSION, uptimeSeconds: Math.round((Date.now() - started) / 1000) };
+    if (context.storage) body.queue = await context.storage.countByState();
+    if (context.dispatcher) {
+      body.channels = context.dispatcher.channels.map((c) => ({ port: c.sender.label, simId: c.simId, healthy: c.healthy, busy: c.busy }));
+    }
+    res.json(body);
   });
 
   /** What the send form shows while typing: encoding, parts, units left in the last part. */
@@ -55,8 +68,8 @@ export interface RunningServer {
 }
 
 /** Listens on host:port (port 0 = any free port) and resolves once it accepts connections. */
-export function startServer(host: string, port: number): Promise<RunningServer> {
-  const app = createApp();
+export function startServer(host: string, port: number, context: AppContext = {}): Promise<RunningServer> {
+  const app = createApp(context);
   return new Promise((resolve, reject) => {
     const server = app.listen(port, host);
     server.once('error', reject);

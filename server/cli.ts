@@ -8,7 +8,7 @@ import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ErrorCodes, SmsgateError } from '../modem/errors.js';
 import { type EncodingChoice, countSegments, decodePdu, encodeSubmit } from '../modem/pdu/index.js';
-import { startServer } from './app.js';
+import { startGateway } from './gateway.js';
 import { type CliIo, UsageError } from './cli-common.js';
 import { identify, probeCommand, sendsms, simulate } from './cli-modem.js';
 import { VERSION } from './version.js';
@@ -18,9 +18,11 @@ const HELP = `smsgate ${VERSION}: a self-hosted SMS gateway for USB GSM modems
 Usage: smsgate <command> [options]
 
 Commands:
-  serve [--listen HOST:PORT] [--data DIR]
-        Run the gateway (default 0.0.0.0:8080, data under ./data). So far: GET /health and
-        GET /api/v1/segments?text=...; the queue, modems and API arrive in later releases.
+  serve [--listen HOST:PORT] [--data DIR] [--db sqlite:PATH|mysql://…] [--simulate N]
+        [--sim-latency MS] [--glob G]... [--pin PIN]
+        Run the gateway (default 0.0.0.0:8080, data and the SQLite database under ./data): find the
+        modems (or simulate N under DATA/sim), register their SIMs and channels, drain the queue.
+        GET /health shows the queue and the channels. The HTTP send API comes next.
   pdu encode --to NUMBER --text TEXT [options]
         Encode an SMS as SMS-SUBMIT PDUs, printed as JSON:
         {"encoding":"gsm7"|"ucs2","reference":N|null,"parts":[{"pdu":HEX,"length":N}]}
@@ -248,16 +250,36 @@ export function parseListen(value: string): { host: string; port: number } {
 }
 
 async function serve(args: string[], io: CliIo): Promise<number> {
-  const { values } = parse(args, { listen: { type: 'string' }, data: { type: 'string' } });
+  const { values } = parse(args, {
+    listen: { type: 'string' },
+    data: { type: 'string' },
+    db: { type: 'string' },
+    simulate: { type: 'string' },
+    'sim-latency': { type: 'string' },
+    glob: { type: 'string', multiple: true },
+    pin: { type: 'string' },
+    'lock-dir': { type: 'string' },
+  });
   const { host, port } = parseListen(values.listen ?? '0.0.0.0:8080');
   const dataDir = resolve(values.data ?? 'data');
   mkdirSync(dataDir, { recursive: true });
-  const running = await startServer(host, port);
-  io.stdout(`smsgate ${VERSION} listening on ${running.url} (data in ${dataDir})`);
+  const gateway = await startGateway({
+    dataDir,
+    db: values.db,
+    host,
+    port,
+    simulate: integerOption(values.simulate, '--simulate'),
+    simLatencyMs: integerOption(values['sim-latency'], '--sim-latency'),
+    globs: values.glob,
+    pin: values.pin,
+    lockDir: values['lock-dir'],
+    log: (line) => io.stdout(`smsgate: ${line}`),
+  });
+  io.stdout(`smsgate ${VERSION} listening on ${gateway.url} (data in ${dataDir})`);
   return new Promise((done) => {
     const stop = (signal: string) => {
       io.stdout(`smsgate: ${signal}, stopping`);
-      running.close().then(
+      gateway.stop().then(
         () => done(0),
         (error: unknown) => {
           io.stderr(`smsgate: serve: stopping failed: ${(error as Error).message}`);

@@ -768,6 +768,29 @@ export class Storage {
     });
   }
 
+  /** The lease owners that hold messages now. */
+  async leaseOwners(): Promise<string[]> {
+    const rows = await this.db.all<Row>(`SELECT DISTINCT lease_owner FROM messages WHERE lease_owner IS NOT NULL AND state IN ('queued', 'sending')`);
+    return rows.map((r) => String(r.lease_owner));
+  }
+
+  /** What `recoverStale` does for expired leases, for every lease of one owner known to be dead. */
+  async recoverOwner(owner: string, now = Date.now()): Promise<{ unknown: number; released: number }> {
+    return this.db.tx(async (tx) => {
+      const unknown = await tx.run(
+        `UPDATE messages SET state = 'unknown', lease_owner = NULL, lease_expires_at = NULL,
+           reason = 'the gateway stopped while sending; it may have been sent: resend on request', updated_at = ?
+         WHERE state = 'sending' AND lease_owner = ?`,
+        [now, owner],
+      );
+      const released = await tx.run(`UPDATE messages SET lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE state = 'queued' AND lease_owner = ?`, [
+        now,
+        owner,
+      ]);
+      return { unknown: unknown.changes, released: released.changes };
+    });
+  }
+
   /** Queues an `unknown` or `failed` message again, on request; false for other states. */
   async resend(id: number, now = Date.now()): Promise<boolean> {
     const r = await this.db.run(

@@ -4,8 +4,8 @@
  * the test (no cron ticks) or by its own ticks.
  */
 import { join } from 'node:path';
-import { ModemSender } from '../../modem/sender.js';
 import { Dispatcher, type DispatcherOptions } from '../../scheduler/dispatcher.js';
+import { attachModems } from '../../scheduler/pool.js';
 import { openStorage, type Storage } from '../../sql/index.js';
 import type { NewMessage, Sim } from '../../sql/storage.js';
 import { type TestSim, startSim } from './sim.js';
@@ -31,16 +31,18 @@ export async function startGateway(
   const storage = await openStorage(`sqlite:${join(sim.dir, '..', 'gateway.db')}`);
   const user = await storage.createUser({ name: 'ops', passwordHash: 'x' });
   const dispatcher = new Dispatcher({ storage, cron: false, recheckMs: 100, retryBaseMs: 100, ...options });
+  const found = sim.sim.info().map((m) => ({
+    imei: m.imei,
+    identity: { imsi: m.imsi, iccid: m.iccid, number: m.number, operator: null },
+    ports: m.ports.filter((p) => p.at).map((p) => p.path),
+  }));
+  const attached = await attachModems(storage, dispatcher, found, { lockDir: sim.lockDir, sendTimeoutMs: options.sendTimeoutMs });
+  if (attached.problems.length > 0) throw new Error(`channels failed: ${JSON.stringify(attached.problems)}`);
   const sims: Sim[] = [];
-  for (const info of sim.sim.info()) {
-    const row = await storage.upsertSim({ imsi: info.imsi, iccid: info.iccid, number: info.number });
+  for (const m of found) {
+    const row = (await storage.upsertSim({ imsi: m.identity.imsi }))!;
     await storage.setSimOwners(row.id, [user.id]);
     sims.push(row);
-    for (const port of info.ports.filter((p) => p.at)) {
-      const channel = await storage.upsertChannel({ port: port.path, imei: info.imei, simId: row.id });
-      const sender = await ModemSender.open(port.path, { lockDir: sim.lockDir, sendTimeoutMs: options.sendTimeoutMs });
-      dispatcher.addChannel(channel.id, row.id, sender);
-    }
   }
   await dispatcher.start();
   let n = 0;
