@@ -1,0 +1,81 @@
+/**
+ * Two gateway processes on one MariaDB drain one queue: claims with FOR UPDATE SKIP LOCKED and leases mean no
+ * message is sent twice. Each process has its own simulated modem; the union of what their networks received must
+ * hold every message exactly once.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openStorage } from '../../sql/index.js';
+import { BIN } from '../helpers/cli.js';
+import { type TestMariaDb, startMariaDb } from '../helpers/mariadb.js';
+
+const root = mkdtempSync(join(tmpdir(), 'smsgate-shared-'));
+let mariadb: TestMariaDb;
+const children: ChildProcess[] = [];
+
+beforeAll(async () => {
+  mariadb = await startMariaDb();
+});
+afterAll(async () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+  await mariadb?.stop();
+  rmSync(root, { recursive: true, force: true });
+});
+
+function serve(name: string, db: string): Promise<ChildProcess> {
+  const data = join(root, name);
+  const lockDir = join(root, `${name}-lock`);
+  mkdirSync(lockDir, { recursive: true });
+  const proc = spawn(process.execPath, [BIN, 'serve', '--db', db, '--simulate', '1', '--sim-latency', '20', '--data', data, '--listen', '127.0.0.1:0', '--lock-dir', lockDir], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  children.push(proc);
+  return new Promise((resolve, reject) => {
+    let out = '';
+    const onData = (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('listening on')) resolve(proc);
+    };
+    proc.stdout!.on('data', onData);
+    proc.stderr!.on('data', onData);
+    proc.once('exit', (code) => reject(new Error(`serve ${name} exited (${code}): ${out}`)));
+  });
+}
+
+function received(name: string): string[] {
+  return readFileSync(join(root, name, 'sim', 'network.jsonl'), 'utf8')
+    .split('\n')
+    .filter((l) => l.trim())
+    .map((l) => (JSON.parse(l) as { to: string }).to);
+}
+
+describe('two gateway processes on one MariaDB', () => {
+  it('drain one queue without sending any message twice', async () => {
+    const db = await mariadb.url('smsgate_shared');
+    const storage = await openStorage(db);
+    const admin = await storage.createUser({ name: 'ops', passwordHash: 'x', role: 'admin' });
+    const recipients = Array.from({ length: 300 }, (_, i) => `+7916${String(i).padStart(7, '0')}`);
+    await Promise.all([serve('a', db), serve('b', db)]);
+    await storage.enqueue(recipients.map((recipient, i) => ({ userId: admin.id, recipient, text: `shared ${i}`, encoding: 'gsm7', parts: 1 })));
+    const deadline = Date.now() + 120_000;
+    while ((await storage.countByState()).sent !== recipients.length) {
+      if (Date.now() > deadline) throw new Error(`not drained: ${JSON.stringify(await storage.countByState())}`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    for (const c of children) {
+      const exited = new Promise((r) => c.once('exit', r));
+      c.kill('SIGTERM');
+      await exited;
+    }
+    const a = received('a');
+    const b = received('b');
+    expect([...a, ...b].sort()).toEqual([...recipients].sort());
+    expect(a.length).toBeGreaterThan(0);
+    expect(b.length).toBeGreaterThan(0);
+    console.log(`shared database: gateway a sent ${a.length}, gateway b sent ${b.length}, no duplicate`);
+    await storage.close();
+  }, 200_000);
+});
