@@ -753,19 +753,7 @@ export class Storage {
    * becomes `unknown` (never resent by itself); a `queued` message's expired lease is simply dropped.
    */
   async recoverStale(now = Date.now()): Promise<{ unknown: number; released: number }> {
-    return this.db.tx(async (tx) => {
-      const unknown = await tx.run(
-        `UPDATE messages SET state = 'unknown', lease_owner = NULL, lease_expires_at = NULL,
-           reason = 'the gateway stopped while sending; it may have been sent: resend on request', updated_at = ?
-         WHERE state = 'sending' AND lease_expires_at < ?`,
-        [now, now],
-      );
-      const released = await tx.run(
-        `UPDATE messages SET lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE state = 'queued' AND lease_expires_at < ?`,
-        [now, now],
-      );
-      return { unknown: unknown.changes, released: released.changes };
-    });
+    return this.recoverLeases('lease_expires_at < ?', [now], now);
   }
 
   /** The lease owners that hold messages now. */
@@ -776,16 +764,21 @@ export class Storage {
 
   /** What `recoverStale` does for expired leases, for every lease of one owner known to be dead. */
   async recoverOwner(owner: string, now = Date.now()): Promise<{ unknown: number; released: number }> {
+    return this.recoverLeases('lease_owner = ?', [owner], now);
+  }
+
+  /** Leases matching `where`: `sending` becomes `unknown`, `queued` is released. */
+  private recoverLeases(where: string, params: Param[], now: number): Promise<{ unknown: number; released: number }> {
     return this.db.tx(async (tx) => {
       const unknown = await tx.run(
         `UPDATE messages SET state = 'unknown', lease_owner = NULL, lease_expires_at = NULL,
            reason = 'the gateway stopped while sending; it may have been sent: resend on request', updated_at = ?
-         WHERE state = 'sending' AND lease_owner = ?`,
-        [now, owner],
+         WHERE state = 'sending' AND ${where}`,
+        [now, ...params],
       );
-      const released = await tx.run(`UPDATE messages SET lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE state = 'queued' AND lease_owner = ?`, [
+      const released = await tx.run(`UPDATE messages SET lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE state = 'queued' AND ${where}`, [
         now,
-        owner,
+        ...params,
       ]);
       return { unknown: unknown.changes, released: released.changes };
     });

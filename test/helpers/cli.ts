@@ -35,7 +35,7 @@ export function startServe(args: string[]): Promise<{ child: ReturnType<typeof s
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
       reject(new Error(`serve did not start: ${output}`));
-    }, 15_000);
+    }, 60_000);
     const onData = (chunk: Buffer) => {
       output += chunk.toString();
       const m = /listening on (http:\/\/\S+)/.exec(output);

@@ -5,13 +5,13 @@
  * (cut off between AT+CMGS and its answer), which may have gone out once — and nothing may be lost.
  * Rounds: 5 here; SMSGATE_CRASH_ROUNDS=20 for the long form.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openStorage } from '../../sql/index.js';
-import { BIN } from '../helpers/cli.js';
+import { startServe } from '../helpers/cli.js';
 
 const ROUNDS = Number(process.env.SMSGATE_CRASH_ROUNDS ?? 5);
 // Enough work that every kill lands while the queue drains: 40 messages a round at 40 ms a send on 2 channels.
@@ -21,34 +21,23 @@ const data = join(root, 'data');
 const lockDir = join(root, 'lock');
 mkdirSync(lockDir);
 let child: ChildProcess | null = null;
-const output = new Map<ChildProcess, string>();
+const output = new Map<ChildProcess, () => string>();
 
 afterAll(async () => {
   if (child && child.exitCode === null) child.kill('SIGKILL');
   rmSync(root, { recursive: true, force: true });
 });
 
-function startGateway(): Promise<ChildProcess> {
-  const proc = spawn(process.execPath, [BIN, 'serve', '--simulate', '2', '--sim-latency', '40', '--data', data, '--listen', '127.0.0.1:0', '--lock-dir', lockDir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      output.set(proc, out.slice(-4000));
-      if (out.includes('listening on')) resolve(proc);
-    };
-    proc.stdout!.on('data', onData);
-    proc.stderr!.on('data', onData);
-    proc.once('exit', (code) => reject(new Error(`serve exited (${code}): ${out}`)));
-  });
+async function startGateway(): Promise<ChildProcess> {
+  const { child: proc, output: out } = await startServe(['--simulate', '2', '--sim-latency', '40', '--data', data, '--listen', '127.0.0.1:0', '--lock-dir', lockDir]);
+  output.set(proc, out);
+  return proc;
 }
 
 /** Kills with SIGKILL; a gateway that already died by itself is a failure, with what it printed. */
 async function kill9(proc: ChildProcess): Promise<void> {
   if (proc.exitCode !== null || proc.signalCode !== null) {
-    throw new Error(`the gateway died by itself (${proc.exitCode ?? proc.signalCode}): ${output.get(proc) ?? ''}`);
+    throw new Error(`the gateway died by itself (${proc.exitCode ?? proc.signalCode}): ${output.get(proc)?.() ?? ''}`);
   }
   const exited = new Promise((r) => proc.once('exit', r));
   proc.kill('SIGKILL');

@@ -3,13 +3,13 @@
  * message is sent twice. Each process has its own simulated modem; the union of what their networks received must
  * hold every message exactly once.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openStorage } from '../../sql/index.js';
-import { BIN } from '../helpers/cli.js';
+import { startServe } from '../helpers/cli.js';
 import { type TestMariaDb, startMariaDb } from '../helpers/mariadb.js';
 
 const root = mkdtempSync(join(tmpdir(), 'smsgate-shared-'));
@@ -25,24 +25,12 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-function serve(name: string, db: string): Promise<ChildProcess> {
-  const data = join(root, name);
+async function serve(name: string, db: string): Promise<ChildProcess> {
   const lockDir = join(root, `${name}-lock`);
   mkdirSync(lockDir, { recursive: true });
-  const proc = spawn(process.execPath, [BIN, 'serve', '--db', db, '--simulate', '1', '--sim-latency', '20', '--data', data, '--listen', '127.0.0.1:0', '--lock-dir', lockDir], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  children.push(proc);
-  return new Promise((resolve, reject) => {
-    let out = '';
-    const onData = (d: Buffer) => {
-      out += d.toString();
-      if (out.includes('listening on')) resolve(proc);
-    };
-    proc.stdout!.on('data', onData);
-    proc.stderr!.on('data', onData);
-    proc.once('exit', (code) => reject(new Error(`serve ${name} exited (${code}): ${out}`)));
-  });
+  const { child } = await startServe(['--db', db, '--simulate', '1', '--sim-latency', '20', '--data', join(root, name), '--listen', '127.0.0.1:0', '--lock-dir', lockDir]);
+  children.push(child);
+  return child;
 }
 
 function received(name: string): string[] {
