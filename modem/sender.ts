@@ -1,18 +1,30 @@
 /**
- * The channel interface the dispatcher sends through: one AT port of a local modem here, a remote box's modem over
- * SSH later. The dispatcher treats every implementation alike.
+ * The channel interface the dispatcher sends through — "send this message" — with two implementations: a local
+ * modem's AT port (ModemSender, which encodes the PDUs here) and a modem on a remote box over SSH (remote.ts, where
+ * the box's Gammu-compatible `sendsms` encodes them). The dispatcher treats them alike.
  */
 import type { SmsgateError } from './errors.js';
-import { Modem, type ModemOptions, type PartResult, type PduPart } from './modem.js';
+import { Modem, type ModemOptions, type PartResult } from './modem.js';
+import { encodeSubmit, type EncodingChoice } from './pdu/index.js';
+
+/** One message to one recipient, as the queue holds it. */
+export interface OutgoingSms {
+  to: string;
+  text: string;
+  encoding?: EncodingChoice;
+  flash?: boolean;
+  replace?: number;
+  report?: boolean;
+}
 
 export interface SmsSender {
   /** A name for logs and the API: the port path, or box:port. */
   readonly label: string;
-  /** True while the port is open (an unplugged modem's sender is closed for good). */
+  /** False once the channel is gone for good (an unplugged modem). */
   readonly isOpen: boolean;
-  /** Sends the parts of one message, in order; one result per part. */
-  send(parts: PduPart[]): Promise<PartResult[]>;
-  /** Brings the modem back to a known state after failures (re-init); throws when it cannot. */
+  /** Sends every part of one message; one result per part, in order. */
+  send(sms: OutgoingSms): Promise<PartResult[]>;
+  /** Brings the channel back to a known state after failures; throws when it cannot. */
   recover(): Promise<void>;
   close(): Promise<void>;
 }
@@ -41,12 +53,16 @@ export class ModemSender implements SmsSender {
     return this.modem.channel.isOpen;
   }
 
-  get underlying(): Modem {
-    return this.modem;
-  }
-
-  send(parts: PduPart[]): Promise<PartResult[]> {
-    return this.modem.send(parts);
+  send(sms: OutgoingSms): Promise<PartResult[]> {
+    const { parts } = encodeSubmit({
+      to: sms.to,
+      text: sms.text,
+      encoding: sms.encoding,
+      flash: sms.flash,
+      replace: sms.replace,
+      report: sms.report,
+    });
+    return this.modem.send(parts.map(({ pdu, length }) => ({ pdu, length })));
   }
 
   recover(): Promise<void> {

@@ -19,8 +19,8 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import cron, { type ScheduledTask } from 'node-cron';
-import { ErrorCodes, type SmsgateError } from '../modem/errors.js';
-import { encodeSubmit } from '../modem/pdu/index.js';
+import { ErrorCodes, SmsgateError } from '../modem/errors.js';
+import type { PartResult } from '../modem/modem.js';
 import type { SmsSender } from '../modem/sender.js';
 import type { Message, Sim, Storage } from '../sql/storage.js';
 import { type RouteRule, type SimState, billingPeriod, selectSim } from './rules.js';
@@ -229,22 +229,23 @@ export class Dispatcher {
       return;
     }
     await this.storage.markSimSent(sim.id, start);
-    let parts;
+    let results: PartResult[];
     try {
-      parts = encodeSubmit({
+      results = await slot.sender.send({
         to: message.recipient,
         text: message.text,
         encoding: message.encoding === 'gsm7' || message.encoding === 'ucs2' ? message.encoding : 'auto',
         flash: message.flash,
         replace: message.replaceId ?? undefined,
         report: message.report,
-      }).parts;
+      });
     } catch (error) {
+      // Nothing went out: the message itself cannot be encoded (bad number or option). Refuse it for good.
       await this.storage.commitParts(sim.id, period, message.parts, 0);
-      await this.storage.markFailed(message.id, this.owner, { errorCode: (error as SmsgateError).code ?? 'ENCODE', errorText: (error as Error).message, reason: 'the message cannot be encoded' });
+      const code = error instanceof SmsgateError ? error.code : 'ENCODE';
+      await this.storage.markFailed(message.id, this.owner, { errorCode: code, errorText: (error as Error).message, reason: `the message cannot be sent: ${(error as Error).message}` });
       return;
     }
-    const results = await slot.sender.send(parts.map(({ pdu, length }) => ({ pdu, length })));
     const refs = results.flatMap((r) => (r.status === 'sent' ? [r.reference] : []));
     await this.storage.commitParts(sim.id, period, message.parts, refs.length);
     const failed = results.find((r) => r.status === 'failed');

@@ -4,6 +4,7 @@
 # - gammu: the real Gammu command line, which must work against our modem simulator.
 # - socat: makes the simulator's pseudo-terminals.
 # - mariadb-server: the storage conformance suite runs against a throw-away MariaDB on 127.0.0.1.
+# - openssh-server: remote boxes are tested against a real sshd on 127.0.0.1.
 # Nothing is skipped for a missing tool: without root to install it, this fails and says what to install.
 set -eu
 
@@ -12,6 +13,7 @@ missing=""
 command -v gammu >/dev/null 2>&1 || missing="$missing gammu"
 command -v socat >/dev/null 2>&1 || missing="$missing socat"
 [ -x /usr/sbin/mariadbd ] || missing="$missing mariadb-server"
+[ -x /usr/sbin/sshd ] || missing="$missing openssh-server"
 
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$node_major" -lt 20 ]; then
@@ -33,3 +35,4 @@ apt-get install -y -qq --no-install-recommends $missing >/dev/null
 command -v gammu >/dev/null
 command -v socat >/dev/null
 [ -x /usr/sbin/mariadbd ]
+[ -x /usr/sbin/sshd ]

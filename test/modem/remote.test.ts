@@ -1,0 +1,74 @@
+/**
+ * Remote boxes over SSH: a real sshd on 127.0.0.1 fronting a simulated modem, reached with ssh2. The box runs
+ * `smsgate sendsms` (Gammu's syntax) on its port.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { RemoteSender, SshBox, shellQuote } from '../../modem/remote.js';
+import { BIN } from '../helpers/cli.js';
+import { type TestSim, startSim } from '../helpers/sim.js';
+import { type TestSshd, startSshd } from '../helpers/sshd.js';
+
+let sshd: TestSshd;
+let sim: TestSim;
+beforeAll(async () => {
+  sshd = await startSshd();
+  sim = await startSim({ latencyMs: 5 });
+});
+afterAll(async () => {
+  await sshd?.stop();
+  await sim?.stop();
+});
+
+function box(fingerprint = sshd.fingerprint): SshBox {
+  return new SshBox({ name: 'garage', host: sshd.host, port: sshd.port, username: sshd.username, privateKey: sshd.clientKey, hostKeyFingerprint: fingerprint });
+}
+
+function sender(b: SshBox): RemoteSender {
+  return new RemoteSender(b, { command: [process.execPath, BIN], extraArgs: ['--port', sim.sim.atPorts(0)[0]!, '--lock-dir', sim.lockDir] });
+}
+
+describe('remote boxes over SSH', () => {
+  it("reads the host key fingerprint as OpenSSH's ssh-keygen prints it", async () => {
+    expect(await SshBox.fetchFingerprint({ host: sshd.host, port: sshd.port, username: sshd.username, privateKey: sshd.clientKey })).toBe(sshd.fingerprint);
+  });
+
+  it('delivers texts with shell syntax in them verbatim, over one reused connection', async () => {
+    const logins = () => sshd.log().match(/Accepted publickey/g)?.length ?? 0;
+    const before = logins();
+    const b = box();
+    const remote = sender(b);
+    const texts = ['"; rm -rf / #', '$(reboot)', "it's `id` & ; | > /tmp/x\nnew line", 'Привет, $HOME! \\n 😀'];
+    for (const text of texts) {
+      const results = await remote.send({ to: '+79161234567', text });
+      expect(results.every((r) => r.status === 'sent'), JSON.stringify(results)).toBe(true);
+    }
+    expect(sim.sim.records().map((r) => r.text)).toEqual(texts);
+    expect(logins() - before).toBe(1);
+    await remote.close();
+  });
+
+  it('refuses a box whose host key is not the pinned one, before running anything', async () => {
+    const before = sim.sim.records().length;
+    const remote = sender(box('SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA'));
+    const [result] = await remote.send({ to: '+79161234567', text: 'must not go' });
+    expect(result).toMatchObject({ status: 'failed', error: { code: 'PORT_LOCKED', retry: 'retry-other' } });
+    expect((result as { error: Error }).error.message).toMatch(/is not the pinned SHA256:A+; refused/);
+    expect(sim.sim.records()).toHaveLength(before);
+  });
+
+  it("classifies the remote modem's error by its CMS code", async () => {
+    const remote = sender(box());
+    sim.sim.fault(0, { type: 'cms', code: 38 });
+    const [result] = await remote.send({ to: '+79161234567', text: 'congested network' });
+    expect(result).toMatchObject({ status: 'failed', error: { code: 'AT_CMS', modemCode: 38, retry: 'retry-other' } });
+    await remote.close();
+  });
+
+  it('passes flash, replace-ID, report and Unicode as Gammu options', () => {
+    const remote = sender(box());
+    expect(remote.argv({ to: '+7916', text: 'Тест', flash: true, replace: 3, report: true }).slice(2, 12)).toEqual([
+      'sendsms', 'TEXT', '+7916', '-unicode', '-autolen', '1', '-flash', '-replacemessages', '3', '-report',
+    ]);
+    expect(shellQuote("it's")).toBe(`'it'"'"'s'`);
+  });
+});
