@@ -225,6 +225,10 @@ export class RemoteSender implements SmsSender {
     await this.box.exec(['true'], 15_000);
   }
 
+  async check(): Promise<void> {
+    await this.box.exec(['true'], 15_000);
+  }
+
   async close(): Promise<void> {
     this.open = false;
     this.box.close();

@@ -3,7 +3,7 @@
  * modem's AT port (ModemSender, which encodes the PDUs here) and a modem on a remote box over SSH (remote.ts, where
  * the box's Gammu-compatible `sendsms` encodes them). The dispatcher treats them alike.
  */
-import type { SmsgateError } from './errors.js';
+import { ErrorCodes, SmsgateError } from './errors.js';
 import { Modem, type ModemOptions, type PartResult } from './modem.js';
 import { encodeSubmit, type EncodingChoice } from './pdu/index.js';
 
@@ -26,6 +26,8 @@ export interface SmsSender {
   send(sms: OutgoingSms): Promise<PartResult[]>;
   /** Brings the channel back to a known state after failures; throws when it cannot. */
   recover(): Promise<void>;
+  /** A cheap check that the channel still answers (periodic health check); throws when it does not. */
+  check(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -40,7 +42,7 @@ export class ModemSender implements SmsSender {
       await modem.init();
     } catch (error) {
       await modem.close();
-      throw error as SmsgateError;
+      throw error;
     }
     return new ModemSender(modem);
   }
@@ -67,6 +69,12 @@ export class ModemSender implements SmsSender {
 
   recover(): Promise<void> {
     return this.modem.init();
+  }
+
+  async check(): Promise<void> {
+    if (!(await this.modem.ping(2, 2_000))) {
+      throw new SmsgateError(ErrorCodes.AtTimeout, `${this.label}: no answer to AT`, { retry: 'retry-other' });
+    }
   }
 
   close(): Promise<void> {

@@ -14,7 +14,8 @@
  * queued again after an exponential back-off; attempts used up -> `failed`; `unknown` (the PDU went out, no answer)
  * -> `unknown`, never resent by itself. A channel that fails three times running, or times out, is marked unhealthy
  * and re-initialised in the background; traffic flows around it meanwhile. A channel whose port closed (unplugged)
- * is dropped. Housekeeping (every 30 s): expired leases (`recoverStale`) and history retention.
+ * is dropped. Housekeeping (every 30 s): expired leases (`recoverStale`), history retention, and health checks of
+ * the idle channels (a healthy one must answer; an unhealthy one is re-initialised).
  */
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -44,6 +45,12 @@ export interface DispatcherOptions {
   routes?: RouteRule[];
   /** Keep a recipient on the SIM it last got a message from (default false). */
   affinity?: boolean;
+  /**
+   * What happens to a message whose fate is unknown (the PDU went out without an answer, or the gateway died while
+   * sending): 'hold' (default) keeps it `unknown` until someone asks for a resend, accepting that it may not have
+   * been sent; 'resend' queues it again at once, accepting that the recipient may get it twice.
+   */
+  onUnknown?: 'hold' | 'resend';
   /** Run the cron ticks (default true; tests may drive wake() themselves). */
   cron?: boolean;
   clock?: () => number;
@@ -101,7 +108,14 @@ export class Dispatcher {
     for (const owner of await this.storage.leaseOwners()) {
       if (owner !== this.owner && deadLocalOwner(owner)) unknown += (await this.storage.recoverOwner(owner, now)).unknown;
     }
-    if (unknown > 0) this.log(`dispatcher: ${unknown} message(s) were being sent when the gateway stopped: now 'unknown'`);
+    if (unknown > 0) {
+      this.log(`dispatcher: ${unknown} message(s) were being sent when the gateway stopped: now 'unknown'`);
+      if (this.options.onUnknown === 'resend') {
+        for (const m of await this.storage.listMessages({ state: 'unknown', limit: 1000 })) {
+          if (m.attempts < m.maxAttempts) await this.storage.resend(m.id, now, { keepAttempts: true });
+        }
+      }
+    }
     if (this.options.cron !== false) {
       this.tasks.push(cron.schedule('* * * * * *', () => this.wake(), { noOverlap: true, name: 'dispatch-tick' }));
       this.tasks.push(cron.schedule('*/30 * * * * *', () => this.housekeeping(), { noOverlap: true, name: 'housekeeping' }));
@@ -157,6 +171,34 @@ export class Dispatcher {
     await this.storage.recoverStale(now);
     const days = this.options.retentionDays ?? 90;
     if (days > 0) await this.storage.purgeHistory(now - days * 86_400_000);
+    await this.checkChannels();
+  }
+
+  /**
+   * Health checks of the idle channels: a healthy one must still answer, an unhealthy one is re-initialised. A
+   * channel is held (busy) while it is checked, so no send meets the check.
+   */
+  async checkChannels(): Promise<void> {
+    for (const slot of this.slots.filter((s) => !s.busy && s.sender.isOpen)) {
+      slot.busy = true;
+      try {
+        if (slot.healthy) await slot.sender.check();
+        else await slot.sender.recover();
+        if (!slot.healthy) {
+          slot.healthy = true;
+          slot.failures = 0;
+          await this.storage.logEvent({ kind: 'channel.recovered', channelId: slot.channelId });
+        }
+        await this.storage.setChannelHealth(slot.channelId, true, null, this.clock());
+      } catch (error) {
+        if (slot.healthy) await this.storage.logEvent({ kind: 'channel.unhealthy', channelId: slot.channelId, detail: { error: (error as Error).message } });
+        slot.healthy = false;
+        await this.storage.setChannelHealth(slot.channelId, false, (error as Error).message, this.clock());
+      } finally {
+        slot.busy = false;
+      }
+    }
+    this.wake();
   }
 
   private async drainOnce(): Promise<void> {
@@ -263,7 +305,10 @@ export class Dispatcher {
       { kind: 'message.attempt-failed', messageId: message.id, simId: sim.id, channelId: slot.channelId, detail: { code: error.code, modemCode: error.modemCode, retry: error.retry, text: errorText, partsSent: refs.length } },
       now,
     );
-    if (error.retry === 'unknown') {
+    if (error.retry === 'unknown' && this.options.onUnknown === 'resend' && attempts < message.maxAttempts) {
+      // Resent as the setting asks — within the message's attempts, as any retry.
+      await this.storage.markRetry(message.id, this.owner, { errorCode: error.code, errorText, nextAttemptAt: now, reason: `resending (the last attempt's fate is unknown): ${errorText}` }, now);
+    } else if (error.retry === 'unknown') {
       await this.storage.markUnknown(message.id, this.owner, { errorCode: error.code, errorText, partRefs: refs }, now);
     } else if (error.retry === 'permanent') {
       await this.storage.markFailed(message.id, this.owner, { errorCode: error.code, errorText, reason: `rejected: ${errorText}` }, now);

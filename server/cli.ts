@@ -19,10 +19,12 @@ Usage: smsgate <command> [options]
 
 Commands:
   serve [--listen HOST:PORT] [--data DIR] [--db sqlite:PATH|mysql://…] [--simulate N]
-        [--sim-latency MS] [--glob G]... [--pin PIN]
+        [--sim-latency MS] [--glob G]... [--pin PIN] [--unknown hold|resend]
         Run the gateway (default 0.0.0.0:8080, data and the SQLite database under ./data): find the
         modems (or simulate N under DATA/sim), register their SIMs and channels, drain the queue.
-        GET /health shows the queue and the channels. The HTTP send API comes next.
+        GET /health shows the queue and the channels. The HTTP send API comes next. A message
+        whose fate is unknown (cut off mid-send) is held for a resend on request (default), or
+        with --unknown resend sent again at once (the recipient may get it twice).
   pdu encode --to NUMBER --text TEXT [options]
         Encode an SMS as SMS-SUBMIT PDUs, printed as JSON:
         {"encoding":"gsm7"|"ucs2","reference":N|null,"parts":[{"pdu":HEX,"length":N}]}
@@ -259,8 +261,12 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     glob: { type: 'string', multiple: true },
     pin: { type: 'string' },
     'lock-dir': { type: 'string' },
+    unknown: { type: 'string' },
   });
   const { host, port } = parseListen(values.listen ?? '0.0.0.0:8080');
+  if (values.unknown !== undefined && values.unknown !== 'hold' && values.unknown !== 'resend') {
+    throw new UsageError(`--unknown takes hold or resend, got "${values.unknown}"`);
+  }
   const dataDir = resolve(values.data ?? 'data');
   mkdirSync(dataDir, { recursive: true });
   const gateway = await startGateway({
@@ -273,6 +279,7 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     globs: values.glob,
     pin: values.pin,
     lockDir: values['lock-dir'],
+    onUnknown: values.unknown as 'hold' | 'resend' | undefined,
     log: (line) => io.stdout(`smsgate: ${line}`),
   });
   io.stdout(`smsgate ${VERSION} listening on ${gateway.url} (data in ${dataDir})`);

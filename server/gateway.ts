@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { DEFAULT_GLOBS, probe } from '../modem/probe.js';
 import { Simulator } from '../modem/simulator/simulator.js';
 import { Dispatcher } from '../scheduler/dispatcher.js';
-import { attachModems, type FoundModem } from '../scheduler/pool.js';
+import { attachModems, attachRemoteChannels, type FoundModem } from '../scheduler/pool.js';
 import { defaultDbUrl, openStorage } from '../sql/index.js';
 import { type RunningServer, startServer } from './app.js';
 
@@ -22,6 +22,8 @@ export interface GatewayOptions {
   globs?: string[];
   lockDir?: string;
   pin?: string;
+  /** What to do with messages whose fate is unknown: hold them (default) or resend them. */
+  onUnknown?: 'hold' | 'resend';
   log: (line: string) => void;
 }
 
@@ -33,7 +35,7 @@ export interface Gateway {
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { log } = options;
   const storage = await openStorage(options.db ?? defaultDbUrl(options.dataDir));
-  const dispatcher = new Dispatcher({ storage, log });
+  const dispatcher = new Dispatcher({ storage, log, onUnknown: options.onUnknown });
   let sim: Simulator | null = null;
   let server: RunningServer | null = null;
   try {
@@ -47,10 +49,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       modems = report.modems;
       for (const s of report.skipped) log(`skipped ${s.path}: ${s.detail}`);
     }
-    const attached = await attachModems(storage, dispatcher, modems, { lockDir: options.lockDir, pin: options.pin });
-    for (const c of attached.channels) log(`channel ${c.port}: SIM ${c.simId}`);
-    for (const p of attached.problems) log(`channel ${p.port} not used: ${p.error}`);
-    if (attached.channels.length === 0) log('no channel: messages will wait in the queue until a modem is found');
+    const local = await attachModems(storage, dispatcher, modems, { lockDir: options.lockDir, pin: options.pin });
+    const remote = await attachRemoteChannels(storage, dispatcher);
+    for (const c of [...local.channels, ...remote.channels]) log(`channel ${c.port}: SIM ${c.simId}`);
+    for (const p of [...local.problems, ...remote.problems]) log(`channel ${p.port} not used: ${p.error}`);
+    if (local.channels.length + remote.channels.length === 0) log('no channel: messages will wait in the queue until a modem is found');
     await dispatcher.start();
     server = await startServer(options.host, options.port, { storage, dispatcher });
   } catch (error) {

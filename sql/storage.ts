@@ -785,9 +785,10 @@ export class Storage {
   }
 
   /** Queues an `unknown` or `failed` message again, on request; false for other states. */
-  async resend(id: number, now = Date.now()): Promise<boolean> {
+  async resend(id: number, now = Date.now(), options: { keepAttempts?: boolean } = {}): Promise<boolean> {
+    // On request the message gets its attempts afresh; an automatic resend keeps counting them.
     const r = await this.db.run(
-      `UPDATE messages SET state = 'queued', attempts = 0, next_attempt_at = ?, reason = 'resend requested', updated_at = ?
+      `UPDATE messages SET state = 'queued', attempts = ${options.keepAttempts ? 'attempts' : '0'}, next_attempt_at = ?, reason = 'resend requested', updated_at = ?
        WHERE id = ? AND state IN ('unknown', 'failed')`,
       [now, now, id],
     );

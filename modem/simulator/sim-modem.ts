@@ -42,6 +42,8 @@ export interface SimIdentity {
 /** What the network received for one submitted part: the simulator's record, the tests' ground truth. */
 export interface NetworkRecord {
   time: string;
+  /** When the AT+CMGS command of this part reached the modem (ms since the epoch). */
+  commandAt: number;
   modem: number;
   imei: string;
   imsi: string;
@@ -190,9 +192,10 @@ export class SimModem {
     return mr;
   }
 
-  recordSubmit(port: string, mr: number, pdu: string, decoded: DecodedPdu): void {
+  recordSubmit(port: string, mr: number, pdu: string, decoded: DecodedPdu, commandAt: number): void {
     this.record({
       time: new Date().toISOString(),
+      commandAt,
       modem: this.index,
       imei: this.identity.imei,
       imsi: this.identity.imsi,
@@ -295,6 +298,7 @@ export class SimPortSession {
   private cregMode = 0;
   private copsFormat = 0;
   private cmgf = 0;
+  private cmgsAt = 0;
   private busy: Promise<void> = Promise.resolve();
 
   constructor(
@@ -555,6 +559,7 @@ export class SimPortSession {
       if (this.cmgf !== 0) return this.cms(302, 'operation not allowed');
       if (!this.simReady(true)) return;
       this.pduLength = Number(cmgs[1]);
+      this.cmgsAt = Date.now();
       this.input = '';
       this.write('\r\n> ');
       return;
@@ -594,7 +599,7 @@ export class SimPortSession {
     const fault = this.modem.takeCms();
     if (fault !== null) return this.cms(fault, `error ${fault}`);
     const mr = this.modem.messageReference();
-    this.modem.recordSubmit(this.port, mr, pdu, decoded);
+    this.modem.recordSubmit(this.port, mr, pdu, decoded, this.cmgsAt);
     this.ok([`+CMGS: ${mr}`]);
     // The network confirms delivery when asked (TP-SRR): a status report as +CDS, a moment later.
     if (decoded.reportRequested) setTimeout(() => this.modem.statusReport(mr, decoded.number, 0), Math.max(10, this.modem.latencyMs));

@@ -148,6 +148,7 @@ export class Simulator {
   readonly controlSocket: string;
   private readonly state: SimModemState[] = [];
   private control: Server | null = null;
+  private stopped = false;
 
   private constructor(private readonly options: SimulatorOptions) {
     this.dir = options.dir;
@@ -234,6 +235,7 @@ export class Simulator {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     await new Promise<void>((resolve) => (this.control ? this.control.close(() => resolve()) : resolve()));
     for (let m = 0; m < this.state.length; m++) await this.unplug(m);
   }
@@ -259,6 +261,8 @@ export class Simulator {
   }
 
   private appendRecord(record: NetworkRecord): void {
+    // A send that completes after stop() (a slow network) has nowhere to go: the simulated network is gone.
+    if (this.stopped) return;
     appendFileSync(this.networkFile, `${JSON.stringify(record)}\n`);
   }
 

@@ -72,3 +72,39 @@ describe('remote boxes over SSH', () => {
     expect(shellQuote("it's")).toBe(`'it'"'"'s'`);
   });
 });
+
+describe('a remote box as a channel of the dispatcher', () => {
+  it('drains a message through the box, its shell syntax intact, and marks it sent', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { openStorage } = await import('../../sql/index.js');
+    const { Dispatcher } = await import('../../scheduler/dispatcher.js');
+    const { attachRemoteChannels } = await import('../../scheduler/pool.js');
+    const dir = mkdtempSync(join(tmpdir(), 'smsgate-remote-'));
+    const keyFile = join(dir, 'garage.key');
+    writeFileSync(keyFile, sshd.clientKey, { mode: 0o600 });
+    const storage = await openStorage(`sqlite:${join(dir, 'db.sqlite')}`);
+    const admin = await storage.createUser({ name: 'ops', passwordHash: 'x', role: 'admin' });
+    const box = await storage.addBox({ name: 'garage', host: sshd.host, port: sshd.port, username: sshd.username, keyRef: keyFile, hostKeyFingerprint: sshd.fingerprint });
+    const simRow = await storage.upsertSim({ imsi: sim.sim.info()[0]!.imsi });
+    const spec = { command: [process.execPath, BIN], extraArgs: ['--port', sim.sim.atPorts(0)[0]!, '--lock-dir', sim.lockDir] };
+    await storage.upsertChannel({ boxId: box.id, port: JSON.stringify(spec), simId: simRow.id });
+    const dispatcher = new Dispatcher({ storage, cron: false });
+    const attached = await attachRemoteChannels(storage, dispatcher);
+    expect(attached).toMatchObject({ problems: [], channels: [{ port: expect.stringMatching(/^garage:/), simId: simRow.id }] });
+    await dispatcher.start();
+    const text = 'Alarm "zone 3"; $(reboot) `id` \'quoted\' — Тревога';
+    const { messages } = await storage.enqueue([{ userId: admin.id, recipient: '+79169999999', text, encoding: 'ucs2', parts: 1 }]);
+    const id = messages[0]!.id;
+    for (let i = 0; i < 200 && (await storage.getMessage(id))!.state !== 'sent'; i++) {
+      dispatcher.wake();
+      await dispatcher.idle();
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    expect(await storage.getMessage(id)).toMatchObject({ state: 'sent', simId: simRow.id, partRefs: [expect.any(Number)] });
+    expect(sim.sim.records().at(-1)).toMatchObject({ to: '+79169999999', text });
+    await dispatcher.stop();
+    await storage.close();
+  });
+});

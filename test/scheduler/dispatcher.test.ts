@@ -19,6 +19,10 @@ async function gateway(...args: Parameters<typeof startGateway>): Promise<TestGa
 
 const count = async (g: TestGateway, state: MessageState) => (await g.storage.countByState())[state] ?? 0;
 
+async function waitForRecords(g: TestGateway, n: number): Promise<void> {
+  for (let i = 0; i < 200 && g.sim.sim.records().length < n; i++) await new Promise((r) => setTimeout(r, 20));
+}
+
 function sentPerImsi(g: TestGateway): number[] {
   const records = g.sim.sim.records();
   return g.sim.sim.info().map((m) => records.filter((r) => r.imsi === m.imsi).length);
@@ -142,6 +146,32 @@ describe('errors and fail-over', () => {
     await g.enqueue(5);
     await g.drainUntil(async () => (await count(g, 'sent')) === 5);
     expect(sentPerImsi(g)).toEqual([0, 5]);
+  });
+
+  it("with onUnknown 'resend', a message of unknown fate is sent again — within its attempts", async () => {
+    const g = await gateway({ latencyMs: 600 }, { sendTimeoutMs: 150, onUnknown: 'resend' });
+    const [id] = await g.enqueue(1, { maxAttempts: 2 });
+    await g.drainUntil(async () => (await g.storage.getMessage(id!))!.state === 'unknown');
+    expect(await g.storage.getMessage(id!)).toMatchObject({ attempts: 2, state: 'unknown' });
+    await waitForRecords(g, 2);
+    // Both attempts reached the (slow) network: the recipient got it twice, as the setting accepts — no more.
+    await new Promise((r) => setTimeout(r, 700));
+    expect(g.sim.sim.records().map((r) => r.text)).toEqual(['message 1', 'message 1']);
+  });
+
+  it('health checks mark a silent channel unhealthy, route around it, and bring it back', async () => {
+    const g = await gateway({ modems: 2 });
+    g.sim.sim.fault(0, { type: 'hang', times: 10 });
+    await g.dispatcher.checkChannels();
+    expect(g.dispatcher.channels.map((c) => c.healthy)).toEqual([false, true]);
+    expect((await g.storage.listChannels())[0]).toMatchObject({ healthy: false, lastError: expect.stringMatching(/no answer to AT/) });
+    await g.enqueue(3);
+    await g.drainUntil(async () => (await count(g, 'sent')) === 3);
+    expect(sentPerImsi(g)).toEqual([0, 3]);
+    g.sim.sim.fault(0, { type: 'clear' });
+    await g.dispatcher.checkChannels();
+    expect(g.dispatcher.channels.map((c) => c.healthy)).toEqual([true, true]);
+    expect((await g.storage.listEvents()).map((e) => e.kind)).toEqual(expect.arrayContaining(['channel.unhealthy', 'channel.recovered']));
   });
 
   it("a send without an answer after its PDU is 'unknown' and is not resent", async () => {

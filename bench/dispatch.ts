@@ -1,0 +1,98 @@
+/**
+ * Dispatch vs the physical limit: N simulated channels with a fixed send latency, M one-part messages queued at
+ * once, drained by the real dispatcher over real ptys. Reports the achieved throughput against the ideal (N channels
+ * / latency) and the accept -> AT+CMGS latency of messages that found an idle channel, as JSON and a short table.
+ * Ratios are measured in one run, on whatever machine runs it; nothing here asserts a speed.
+ *
+ *   npm run bench -- [--channels 1,4,8] [--latency 200] [--messages 400]
+ */
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Simulator } from '../modem/simulator/simulator.js';
+import { Dispatcher } from '../scheduler/dispatcher.js';
+import { attachModems } from '../scheduler/pool.js';
+import { openStorage } from '../sql/index.js';
+
+interface Run {
+  channels: number;
+  latencyMs: number;
+  messages: number;
+  seconds: number;
+  throughput: number;
+  ideal: number;
+  utilisation: number;
+  /** accept -> AT+CMGS for the first message on each channel (an idle channel's reaction time), ms. */
+  idleStartP50: number;
+  idleStartP99: number;
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
+}
+
+async function run(channels: number, latencyMs: number, messages: number): Promise<Run> {
+  const root = mkdtempSync(join(tmpdir(), 'smsgate-bench-'));
+  const lockDir = join(root, 'lock');
+  mkdirSync(lockDir);
+  const sim = await Simulator.start({ dir: join(root, 'dev'), modems: channels, latencyMs, firstIndex: 5000 });
+  const storage = await openStorage(`sqlite:${join(root, 'bench.db')}`);
+  const admin = await storage.createUser({ name: 'bench', passwordHash: 'x', role: 'admin' });
+  const dispatcher = new Dispatcher({ storage, cron: false });
+  await attachModems(
+    storage,
+    dispatcher,
+    sim.info().map((m) => ({ imei: m.imei, identity: { imsi: m.imsi, iccid: m.iccid, number: m.number, operator: null }, ports: m.ports.map((p) => p.path) })),
+    { lockDir },
+  );
+  await dispatcher.start();
+  const items = Array.from({ length: messages }, (_, i) => ({ userId: admin.id, recipient: `+7916${String(i).padStart(7, '0')}`, text: `bench ${i}`, encoding: 'gsm7', parts: 1 }));
+  const acceptedAt = Date.now();
+  await storage.enqueue(items, acceptedAt);
+  dispatcher.wake();
+  while (sim.records().length < messages) {
+    await new Promise((r) => setTimeout(r, 20));
+    dispatcher.wake();
+  }
+  const records = sim.records();
+  const seconds = (Math.max(...records.map((r) => Date.parse(r.time))) - acceptedAt) / 1000;
+  const firstPerPort = new Map<string, number>();
+  for (const r of records) firstPerPort.set(r.port, Math.min(firstPerPort.get(r.port) ?? Infinity, r.commandAt));
+  const idleStarts = [...firstPerPort.values()].map((t) => t - acceptedAt);
+  await dispatcher.stop();
+  await storage.close();
+  await sim.stop();
+  rmSync(root, { recursive: true, force: true });
+  const throughput = messages / seconds;
+  const ideal = channels / (latencyMs / 1000);
+  return {
+    channels,
+    latencyMs,
+    messages,
+    seconds: Number(seconds.toFixed(3)),
+    throughput: Number(throughput.toFixed(2)),
+    ideal: Number(ideal.toFixed(2)),
+    utilisation: Number((throughput / ideal).toFixed(3)),
+    idleStartP50: percentile(idleStarts, 50),
+    idleStartP99: percentile(idleStarts, 99),
+  };
+}
+
+const { values } = parseArgs({ options: { channels: { type: 'string' }, latency: { type: 'string' }, messages: { type: 'string' } } });
+const channelCounts = (values.channels ?? '1,4,8').split(',').map(Number);
+const latencyMs = Number(values.latency ?? 200);
+const messages = Number(values.messages ?? 400);
+const runs: Run[] = [];
+for (const n of channelCounts) runs.push(await run(n, latencyMs, messages));
+const result = { bench: 'dispatch', date: new Date().toISOString(), machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version }, runs };
+mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
+writeFileSync(join(import.meta.dirname, 'results', 'dispatch.json'), `${JSON.stringify(result, null, 2)}\n`);
+console.log(JSON.stringify(result));
+console.log('\nchannels  latency  messages  seconds  msg/s   ideal   utilisation  idle-start p50/p99 ms');
+for (const r of runs) {
+  console.log(
+    `${String(r.channels).padStart(8)}  ${String(r.latencyMs).padStart(7)}  ${String(r.messages).padStart(8)}  ${r.seconds.toFixed(2).padStart(7)}  ${r.throughput.toFixed(1).padStart(6)}  ${r.ideal.toFixed(1).padStart(6)}  ${r.utilisation.toFixed(3).padStart(11)}  ${r.idleStartP50}/${r.idleStartP99}`,
+  );
+}
