@@ -10,6 +10,7 @@ import { ErrorCodes, SmsgateError } from '../modem/errors.js';
 import { type EncodingChoice, countSegments, decodePdu, encodeSubmit } from '../modem/pdu/index.js';
 import { startGateway } from './gateway.js';
 import { type CliIo, UsageError } from './cli-common.js';
+import { box } from './cli-box.js';
 import { identify, probeCommand, sendsms, simulate } from './cli-modem.js';
 import { VERSION } from './version.js';
 
@@ -19,12 +20,13 @@ Usage: smsgate <command> [options]
 
 Commands:
   serve [--listen HOST:PORT] [--data DIR] [--db sqlite:PATH|mysql://…] [--simulate N]
-        [--sim-latency MS] [--glob G]... [--pin PIN] [--unknown hold|resend]
+        [--sim-latency MS] [--glob G]... [--pin PIN] [--unknown hold|resend] [--retention-days N]
         Run the gateway (default 0.0.0.0:8080, data and the SQLite database under ./data): find the
         modems (or simulate N under DATA/sim), register their SIMs and channels, drain the queue.
         GET /health shows the queue and the channels. The HTTP send API comes next. A message
         whose fate is unknown (cut off mid-send) is held for a resend on request (default), or
-        with --unknown resend sent again at once (the recipient may get it twice).
+        with --unknown resend sent again at once (the recipient may get it twice). Finished
+        messages and events are kept 90 days (--retention-days, 0 = for ever).
   pdu encode --to NUMBER --text TEXT [options]
         Encode an SMS as SMS-SUBMIT PDUs, printed as JSON:
         {"encoding":"gsm7"|"ucs2","reference":N|null,"parts":[{"pdu":HEX,"length":N}]}
@@ -63,6 +65,11 @@ Commands:
            [--flavour generic|huawei|zte|simcom|quectel[,…]] [--noise]
         Run virtual modems on pseudo-terminals DIR/ttyUSB<n> until stopped; what the network
         receives goes to DIR/network.jsonl; faults and events through DIR/control.sock (README).
+  box add NAME --host H [--port 22] --user U --key FILE [--fingerprint SHA256:… | --yes]
+  box channel NAME --imsi IMSI -- COMMAND…   (e.g. -- gammu -s 0, or -- smsgate --port /dev/ttyUSB2)
+  box list [--json] | box remove NAME
+        Remote boxes reached over SSH: add shows the host key's fingerprint and pins it once
+        accepted; channel registers one of the box's modems. With --data DIR or --db URL.
   help, --help, -h    this text
   version, --version  the version
 
@@ -107,6 +114,8 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
         return await sendsms(rest, io);
       case 'simulate':
         return await simulate(rest, io);
+      case 'box':
+        return await box(rest, io);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }
@@ -262,6 +271,7 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     pin: { type: 'string' },
     'lock-dir': { type: 'string' },
     unknown: { type: 'string' },
+    'retention-days': { type: 'string' },
   });
   const { host, port } = parseListen(values.listen ?? '0.0.0.0:8080');
   if (values.unknown !== undefined && values.unknown !== 'hold' && values.unknown !== 'resend') {
@@ -280,6 +290,7 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     pin: values.pin,
     lockDir: values['lock-dir'],
     onUnknown: values.unknown as 'hold' | 'resend' | undefined,
+    retentionDays: integerOption(values['retention-days'], '--retention-days'),
     log: (line) => io.stdout(`smsgate: ${line}`),
   });
   io.stdout(`smsgate ${VERSION} listening on ${gateway.url} (data in ${dataDir})`);

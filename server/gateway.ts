@@ -24,6 +24,8 @@ export interface GatewayOptions {
   pin?: string;
   /** What to do with messages whose fate is unknown: hold them (default) or resend them. */
   onUnknown?: 'hold' | 'resend';
+  /** Days of finished history to keep (default 90; 0 = for ever). */
+  retentionDays?: number;
   log: (line: string) => void;
 }
 
@@ -35,7 +37,7 @@ export interface Gateway {
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const { log } = options;
   const storage = await openStorage(options.db ?? defaultDbUrl(options.dataDir));
-  const dispatcher = new Dispatcher({ storage, log, onUnknown: options.onUnknown });
+  const dispatcher = new Dispatcher({ storage, log, onUnknown: options.onUnknown, retentionDays: options.retentionDays });
   let sim: Simulator | null = null;
   let server: RunningServer | null = null;
   try {

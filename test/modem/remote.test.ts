@@ -108,3 +108,36 @@ describe('a remote box as a channel of the dispatcher', () => {
     await storage.close();
   });
 });
+
+describe('smsgate box', () => {
+  it('adds a box after showing its host key, refuses a wrong expected key, registers a channel, lists and removes', async () => {
+    const { mkdtempSync, writeFileSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const { runCli } = await import('../helpers/cli.js');
+    const dir = mkdtempSync(join(tmpdir(), 'smsgate-box-'));
+    const key = join(dir, 'key');
+    writeFileSync(key, sshd.clientKey, { mode: 0o600 });
+    const common = ['--host', sshd.host, '--port', String(sshd.port), '--user', sshd.username, '--key', key, '--data', dir];
+
+    const wrong = runCli(['box', 'add', 'garage', ...common, '--fingerprint', 'SHA256:nope']);
+    expect(wrong.status).toBe(1);
+    expect(wrong.stderr).toMatch(/not the expected SHA256:nope: refused/);
+
+    const declined = runCli(['box', 'add', 'garage', ...common], 'no\n');
+    expect(declined.status).toBe(1);
+    expect(declined.stdout).toContain(`presents the host key ${sshd.fingerprint}`);
+    expect(declined.stderr).toMatch(/not accepted; nothing stored/);
+
+    const added = runCli(['box', 'add', 'garage', ...common], 'yes\n');
+    expect(added.status).toBe(0);
+    expect(added.stdout).toContain(`host key ${sshd.fingerprint} pinned`);
+
+    const channel = runCli(['box', 'channel', 'garage', '--imsi', '250020000000077', '--data', dir, '--', 'gammu', '-s', '0']);
+    expect(channel).toMatchObject({ status: 0 });
+    const listed = JSON.parse(runCli(['box', 'list', '--json', '--data', dir]).stdout) as { name: string; hostKeyFingerprint: string; channels: { port: string }[] }[];
+    expect(listed).toEqual([expect.objectContaining({ name: 'garage', hostKeyFingerprint: sshd.fingerprint, channels: [expect.objectContaining({ port: '{"command":["gammu","-s","0"]}' })] })]);
+    expect(runCli(['box', 'remove', 'garage', '--data', dir])).toMatchObject({ status: 0 });
+    expect(runCli(['box', 'list', '--data', dir]).stdout).toBe('No remote box.\n');
+  });
+});
