@@ -44,6 +44,19 @@ export function shellQuote(arg: string): string {
   return `'${arg.replace(/'/g, `'"'"'`)}'`;
 }
 
+/** ssh2's options for a box: key authentication only, the host key judged by `verify`, keepalives. */
+function connectConfig(config: Omit<BoxConfig, 'hostKeyFingerprint' | 'name'>, verify: (key: Buffer) => boolean): ConnectConfig {
+  return {
+    host: config.host,
+    port: config.port,
+    username: config.username,
+    privateKey: config.privateKey,
+    readyTimeout: config.connectTimeoutMs ?? 10_000,
+    keepaliveInterval: 30_000,
+    hostVerifier: verify,
+  } as ConnectConfig;
+}
+
 export interface ExecResult {
   code: number | null;
   stdout: string;
@@ -64,17 +77,12 @@ export class SshBox {
     await new Promise<void>((resolve, reject) => {
       client.once('ready', () => resolve());
       client.once('error', (error) => (seen ? resolve() : reject(error)));
-      client.connect({
-        host: config.host,
-        port: config.port,
-        username: config.username,
-        privateKey: config.privateKey,
-        readyTimeout: config.connectTimeoutMs ?? 10_000,
-        hostVerifier: (key: Buffer) => {
+      client.connect(
+        connectConfig(config, (key) => {
           seen = fingerprint(key);
           return true;
-        },
-      } as ConnectConfig);
+        }),
+      );
     });
     client.end();
     if (!seen) throw new SmsgateError(ErrorCodes.PortOpen, `${config.host}: no host key was offered`);
@@ -107,18 +115,12 @@ export class SshBox {
           ),
         );
       });
-      client.connect({
-        host: config.host,
-        port: config.port,
-        username: config.username,
-        privateKey: config.privateKey,
-        readyTimeout: config.connectTimeoutMs ?? 10_000,
-        keepaliveInterval: 30_000,
-        hostVerifier: (key: Buffer) => {
+      client.connect(
+        connectConfig(config, (key) => {
           offered = fingerprint(key);
           return offered === config.hostKeyFingerprint;
-        },
-      } as ConnectConfig);
+        }),
+      );
     }).finally(() => {
       this.connecting = null;
     });

@@ -278,6 +278,12 @@ function isDuplicate(error: unknown): boolean {
   return e.code === 'ER_DUP_ENTRY' || e.code === 'SQLITE_CONSTRAINT_UNIQUE' || e.code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
 }
 
+/** The clauses whose value is given, and their parameters in order. */
+function clauses(candidates: Record<string, Param | undefined>): { sql: string[]; params: Param[] } {
+  const given = Object.entries(candidates).filter((entry): entry is [string, Param] => entry[1] !== undefined);
+  return { sql: given.map(([clause]) => clause), params: given.map(([, value]) => value) };
+}
+
 const SIM_COLUMNS: Record<keyof SimSettings, string> = {
   label: 'label',
   monthlyQuota: 'monthly_quota',
@@ -354,12 +360,12 @@ export class Storage {
   }
 
   async updateUser(id: number, patch: { passwordHash?: string; role?: Role; disabled?: boolean }): Promise<User> {
-    const sets: string[] = [];
-    const params: Param[] = [];
-    if (patch.passwordHash !== undefined) sets.push('password_hash = ?') && params.push(patch.passwordHash);
-    if (patch.role !== undefined) sets.push('role = ?') && params.push(patch.role);
-    if (patch.disabled !== undefined) sets.push('disabled = ?') && params.push(patch.disabled ? 1 : 0);
-    if (sets.length > 0) await this.db.run(`UPDATE users SET ${sets.join(', ')} WHERE id = ?`, [...params, id]);
+    const { sql, params } = clauses({
+      'password_hash = ?': patch.passwordHash,
+      'role = ?': patch.role,
+      'disabled = ?': patch.disabled === undefined ? undefined : patch.disabled ? 1 : 0,
+    });
+    if (sql.length > 0) await this.db.run(`UPDATE users SET ${sql.join(', ')} WHERE id = ?`, [...params, id]);
     const user = await this.getUser(id);
     if (!user) throw new SmsgateError(ErrorCodes.NotFound, `no user ${id}`);
     return user;
@@ -595,12 +601,12 @@ export class Storage {
 
   /** Newest first. */
   async listMessages(filter: MessageFilter = {}): Promise<Message[]> {
-    const where: string[] = [];
-    const params: Param[] = [];
-    if (filter.userId !== undefined) where.push('user_id = ?') && params.push(filter.userId);
-    if (filter.state !== undefined) where.push('state = ?') && params.push(filter.state);
-    if (filter.recipient !== undefined) where.push('recipient = ?') && params.push(filter.recipient);
-    if (filter.beforeId !== undefined) where.push('id < ?') && params.push(filter.beforeId);
+    const { sql: where, params } = clauses({
+      'user_id = ?': filter.userId,
+      'state = ?': filter.state,
+      'recipient = ?': filter.recipient,
+      'id < ?': filter.beforeId,
+    });
     const limit = Math.max(1, Math.min(1000, Math.floor(filter.limit ?? 100)));
     const rows = await this.db.all<Row>(
       `SELECT * FROM messages ${where.length ? `WHERE ${where.join(' AND ')}` : ''} ORDER BY id DESC LIMIT ${limit}`,

@@ -2,9 +2,8 @@
  * The modem simulator: virtual multi-port GSM modems on real pseudo-terminals, for tests, benchmarks and the
  * gateway's demo mode. Production code never imports it except `smsgate simulate` and `serve --simulate`.
  *
- * Theory of operation. Each port is a pty made by socat (`PTY,link=DIR/ttyUSB<n>,rawer` bridged to our stdin and
- * stdout), so clients — our serial stack, real Gammu, minicom — open `DIR/ttyUSB<n>` exactly like a USB modem's
- * port. The simulator keeps the slave side open itself: otherwise the master would see a hang-up each time a client
+ * Theory of operation. Each port is a pty made by socat (`PTY,rawer` bridged to our stdin and stdout) and linked as
+ * `DIR/ttyUSB<n>`, so clients — our serial stack, real Gammu, minicom — open it exactly like a USB modem's port. The simulator keeps the slave side open itself: otherwise the master would see a hang-up each time a client
  * closes the port (Gammu opens and closes it for every command) and socat would exit. Ports listed in `atPorts`
  * answer AT through a SimModem session; the others stay silent, like the diagnostic ports of a real modem.
  *
@@ -14,7 +13,7 @@
  * DIR/control.sock (one JSON request per line, one JSON answer per line).
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { appendFileSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, rmSync, unlinkSync } from 'node:fs';
+import { appendFileSync, closeSync, constants, existsSync, mkdirSync, openSync, readFileSync, readlinkSync, renameSync, symlinkSync, unlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { type Fault, type Flavour, type NetworkRecord, SimModem, type SimIdentity, type SimPortSession } from './sim-modem.js';
@@ -56,32 +55,52 @@ export interface SimModemInfo {
   ports: SimPortInfo[];
 }
 
-/** One pty made by socat, its slave side held open by us. */
+/**
+ * One pty made by socat, its slave side held open by us. The link DIR/ttyUSB<n> is ours, not socat's: socat removes
+ * a `link=` path when it exits, and the socat of a simulator that was killed (kill -9) exits late and would remove
+ * the link of the pty that replaced it. Ours is made atomically (a rename) and removed only while it still points to
+ * our pty.
+ */
 class PtyPort {
   private holdFd: number | null = null;
   private constructor(
     readonly path: string,
+    private readonly pts: string,
     private readonly socat: ChildProcess,
   ) {}
 
   static async create(path: string, onData: (text: string) => void): Promise<PtyPort> {
-    if (existsSync(path)) unlinkSync(path);
-    const socat = spawn('socat', [`PTY,link=${path},rawer`, 'STDIO'], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let failure = '';
-    socat.stderr!.on('data', (d: Buffer) => (failure += d.toString()));
+    const socat = spawn('socat', ['-d', '-d', 'PTY,rawer', 'STDIO'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let log = '';
     socat.stdout!.on('data', (d: Buffer) => onData(d.toString('latin1')));
     socat.stdin!.on('error', () => undefined);
-    const spawned = new Promise<void>((resolve, reject) => {
-      socat.once('error', (e) => reject(new Error(`cannot run socat (apt-get install socat): ${e.message}`)));
-      socat.once('spawn', () => resolve());
+    const pts = await new Promise<string>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        socat.kill('SIGKILL');
+        reject(new Error(`socat made no pty for ${path} in 10 s: ${log.trim()}`));
+      }, 10_000);
+      socat.once('error', (e) => {
+        clearTimeout(timer);
+        reject(new Error(`cannot run socat (apt-get install socat): ${e.message}`));
+      });
+      socat.stderr!.on('data', (d: Buffer) => {
+        log += d.toString();
+        const m = /PTY is (\S+)/.exec(log);
+        if (m) {
+          clearTimeout(timer);
+          resolve(m[1]!);
+        }
+      });
+      socat.once('exit', (code) => {
+        clearTimeout(timer);
+        reject(new Error(`socat exited (${code}) before making a pty for ${path}: ${log.trim()}`));
+      });
     });
-    await spawned;
-    for (let waited = 0; !existsSync(path); waited += 10) {
-      if (waited > 5_000 || socat.exitCode !== null) throw new Error(`socat did not create ${path}: ${failure.trim()}`);
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    const port = new PtyPort(path, socat);
-    port.holdFd = openSync(path, constants.O_RDWR | constants.O_NOCTTY | constants.O_NONBLOCK);
+    const temporary = `${path}.${process.pid}.${Math.random().toString(36).slice(2)}`;
+    symlinkSync(pts, temporary);
+    renameSync(temporary, path);
+    const port = new PtyPort(path, pts, socat);
+    port.holdFd = openSync(pts, constants.O_RDWR | constants.O_NOCTTY | constants.O_NONBLOCK);
     return port;
   }
 
@@ -95,7 +114,11 @@ class PtyPort {
     await exited;
     if (this.holdFd !== null) closeSync(this.holdFd);
     this.holdFd = null;
-    if (existsSync(this.path)) rmSync(this.path, { force: true });
+    try {
+      if (readlinkSync(this.path) === this.pts) unlinkSync(this.path);
+    } catch {
+      // already gone
+    }
   }
 }
 
@@ -160,6 +183,19 @@ export class Simulator {
   static async start(options: SimulatorOptions): Promise<Simulator> {
     const sim = new Simulator(options);
     mkdirSync(options.dir, { recursive: true });
+    try {
+      await sim.create();
+    } catch (error) {
+      // Leave no pty or socat behind: a half-made simulator would keep the process alive.
+      await sim.stop().catch(() => undefined);
+      throw error;
+    }
+    return sim;
+  }
+
+  private async create(): Promise<void> {
+    const { options } = this;
+    const sim = this;
     const count = options.modems ?? 1;
     for (let m = 0; m < count; m++) {
       const flavour = (Array.isArray(options.flavour) ? options.flavour[m] : options.flavour) ?? 'generic';
@@ -176,7 +212,6 @@ export class Simulator {
       await sim.plug(m, (options.firstIndex ?? 0) + m * (options.ports ?? 1));
     }
     if (options.control) await sim.listen();
-    return sim;
   }
 
   /** The modems, their identities and port paths. */
@@ -209,7 +244,8 @@ export class Simulator {
 
   /** Pulls modem `index` out: its ports vanish. */
   async unplug(index: number): Promise<void> {
-    const state = this.state[index]!;
+    const state = this.state[index];
+    if (!state) return;
     for (const port of state.ports) {
       if (port.session) state.modem.detach(port.session);
       await port.pty.destroy();
