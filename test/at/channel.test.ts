@@ -281,7 +281,7 @@ describe('AtChannel', () => {
 
   it('keeps other callers out for the whole of a hold', async () => {
     const { transport, channel } = setup();
-    transport.onWrite = (data) => setTimeout(() => transport.push('\r\nOK\r\n'), 5);
+    transport.onWrite = () => setTimeout(() => transport.push('\r\nOK\r\n'), 5);
     const held = channel.hold(async (s) => {
       await s.run('AT+ONE');
       await new Promise((r) => setTimeout(r, 30));
