@@ -41,12 +41,7 @@ async function run(channels: number, latencyMs: number, messages: number): Promi
   const storage = await openStorage(`sqlite:${join(root, 'bench.db')}`);
   const admin = await storage.createUser({ name: 'bench', passwordHash: 'x', role: 'admin' });
   const dispatcher = new Dispatcher({ storage, cron: false });
-  await attachModems(
-    storage,
-    dispatcher,
-    sim.info().map((m) => ({ imei: m.imei, identity: { imsi: m.imsi, iccid: m.iccid, number: m.number, operator: null }, ports: m.ports.map((p) => p.path) })),
-    { lockDir },
-  );
+  await attachModems(storage, dispatcher, sim.modemsFound(), { lockDir });
   await dispatcher.start();
   const items = Array.from({ length: messages }, (_, i) => ({ userId: admin.id, recipient: `+7916${String(i).padStart(7, '0')}`, text: `bench ${i}`, encoding: 'gsm7', parts: 1 }));
   const acceptedAt = Date.now();

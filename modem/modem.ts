@@ -12,9 +12,7 @@ import { ErrorCodes, SmsgateError } from './errors.js';
 import { AtChannel, type Urc } from './at/channel.js';
 import { type PortLock, lockPort } from './lock.js';
 import { SerialTransport } from './transport.js';
-import { type UssdAnswer, parseCusd } from './ussd.js';
-import { packSeptets, textToSeptets } from './pdu/gsm7.js';
-import { toHex } from './pdu/octets.js';
+import { type UssdAnswer, packUssd, parseCusd } from './ussd.js';
 
 export interface ModemOptions {
   /** SIM PIN, entered when the modem asks for it. */
@@ -307,7 +305,7 @@ export class Modem {
     });
     try {
       // Huawei modems take the request GSM-7 packed and hex-coded, as Gammu sends it to them; others take text.
-      const request = (await this.isHuawei()) ? toHex(packSeptets(textToSeptets(code))) : code;
+      const request = (await this.isHuawei()) ? packUssd(code) : code;
       const lines = await this.channel.run(`AT+CUSD=1,"${request}",15`, { timeoutMs });
       const inline = lines.map(parseCusd).find((a) => a !== null);
       const answer = inline ?? (await fromUrc);

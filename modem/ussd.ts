@@ -7,7 +7,8 @@
  * hex-looking string is decoded every way it could be meant and the reading that looks most like text wins; a
  * short or non-hex string is taken as it is.
  */
-import { septetsToText, unpackSeptets } from './pdu/gsm7.js';
+import { packSeptets, septetsToText, textToSeptets, unpackSeptets } from './pdu/gsm7.js';
+import { toHex } from './pdu/octets.js';
 
 export type UssdStatus = 'done' | 'action-required' | 'terminated' | 'other-client' | 'not-supported' | 'timeout';
 
@@ -89,11 +90,19 @@ function ucs2(hex: string, languagePrefix: boolean): string {
   return out.replace(/[\u0000\uffff][\s\S]*$/, '').trimEnd();
 }
 
-function packed(hex: string): string {
+/** A USSD string as Huawei modems take and give it: the GSM-7 septets packed, hex-coded. */
+export function packUssd(text: string): string {
+  return toHex(packSeptets(textToSeptets(text)));
+}
+
+/** The text of GSM-7 packed hex; seven spare bits at the end are filled with CR (23.038 §6.1.2.3.1), not text. */
+export function unpackUssd(hex: string): string {
   const octets = hex.match(/../g)!.map((h) => parseInt(h, 16));
-  const septets = unpackSeptets(octets, Math.floor((octets.length * 8) / 7));
-  // 23.038 §6.1.2.3.1: seven spare bits at the end are filled with CR, which is not part of the text.
-  return septetsToText(septets).replace(/[\r@]$/, '').trimEnd();
+  return septetsToText(unpackSeptets(octets, Math.floor((octets.length * 8) / 7))).replace(/[\r@]$/, '');
+}
+
+function packed(hex: string): string {
+  return unpackUssd(hex).trimEnd();
 }
 
 function latin1(hex: string): string {

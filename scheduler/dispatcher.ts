@@ -202,7 +202,7 @@ export class Dispatcher {
   }
 
   private async drainOnce(): Promise<void> {
-    const idle = this.slots.filter((s) => !s.busy && s.healthy && s.sender.isOpen);
+    const idle = this.slots.filter(ready);
     if (idle.length === 0) return;
     const now = this.clock();
     const claimed = await this.storage.claimDue(this.owner, now, this.options.leaseMs ?? 60_000, idle.length * 4);
@@ -226,7 +226,7 @@ export class Dispatcher {
         continue;
       }
       const state = sims.find((s) => s.sim.id === choice.sim.id)!;
-      const slot = this.slots.find((s) => s.simId === choice.sim.id && !s.busy && s.healthy && s.sender.isOpen)!;
+      const slot = this.slots.find((s) => s.simId === choice.sim.id && ready(s))!;
       const period = billingPeriod(choice.sim.billingDay, now);
       if (!(await this.storage.reserveParts(choice.sim.id, period, message.parts, choice.sim.monthlyQuota))) {
         // Another gateway process took the quota meanwhile.
@@ -238,7 +238,7 @@ export class Dispatcher {
       state.taken += message.parts;
       state.sim = { ...state.sim, lastSentAt: now };
       slot.busy = true;
-      state.idleChannel = this.slots.some((s) => s.simId === state.sim.id && !s.busy && s.healthy && s.sender.isOpen);
+      state.idleChannel = this.slots.some((s) => s.simId === state.sim.id && ready(s));
       const send = this.send(message, slot, choice.sim, period).finally(() => {
         this.inFlight.delete(send);
         slot.busy = false;
@@ -348,6 +348,11 @@ export class Dispatcher {
       this.log(`dispatcher: ${slot.sender.label} stays unhealthy: ${(recoverError as Error).message}`);
     }
   }
+}
+
+/** A channel that can take a message now: idle, healthy, its port open. */
+function ready(slot: ChannelSlot): boolean {
+  return !slot.busy && slot.healthy && slot.sender.isOpen;
 }
 
 /** An owner name "host:pid:…" of this host whose process is gone. */

@@ -44,7 +44,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     let modems: FoundModem[];
     if (options.simulate !== undefined) {
       sim = await Simulator.start({ dir: join(options.dataDir, 'sim'), modems: options.simulate, latencyMs: options.simLatencyMs ?? 2000, control: true });
-      modems = sim.info().map((m) => ({ imei: m.imei, identity: { imsi: m.imsi, iccid: m.iccid, number: m.number, operator: 'Simulated' }, ports: m.ports.filter((p) => p.at).map((p) => p.path) }));
+      modems = sim.modemsFound();
       log(`simulating ${options.simulate} modem(s) in ${sim.dir} (network record: ${sim.networkFile})`);
     } else {
       const report = await probe({ globs: options.globs ?? DEFAULT_GLOBS, lockDir: options.lockDir, pin: options.pin });

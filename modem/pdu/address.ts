@@ -7,7 +7,7 @@
  */
 import { ErrorCodes, SmsgateError } from '../errors.js';
 import { isGsm7, packSeptets, septetsToText, textToSeptets, unpackSeptets } from './gsm7.js';
-import { OctetReader, decodeSemiOctets, encodeSemiOctets, invalid } from './octets.js';
+import { OctetReader, decodeSemiOctets, encodeSemiOctets, invalid, toHex } from './octets.js';
 
 export const TOA_INTERNATIONAL = 0x91;
 export const TOA_UNKNOWN = 0x81;
@@ -61,7 +61,7 @@ export function decodeAddress(reader: OctetReader, field: string): Address {
   const type = reader.byte(`${field} type`);
   if (length > 20) throw invalid(`${field} claims ${length} digits; an address holds at most 20`);
   // An empty address (a draft without recipient: "00 00") may carry any type octet.
-  if (length > 0 && (type & 0x80) === 0) throw invalid(`${field} type 0x${hex2(type)} lacks its extension bit`);
+  if (length > 0 && (type & 0x80) === 0) throw invalid(`${field} type 0x${toHex([type])} lacks its extension bit`);
   const body = reader.bytes(Math.ceil(length / 2), field);
   if ((type & 0x70) === 0x50) {
     const septets = unpackSeptets(body, Math.floor((length * 4) / 7));
@@ -86,8 +86,4 @@ export function decodeSmsc(reader: OctetReader): Address | null {
 
 function withPlus(digits: string, type: number): string {
   return (type & 0x70) === 0x10 && digits !== '' ? `+${digits}` : digits;
-}
-
-function hex2(n: number): string {
-  return n.toString(16).padStart(2, '0').toUpperCase();
 }

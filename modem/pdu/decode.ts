@@ -316,11 +316,11 @@ function parseHeader(header: Uint8Array): HeaderElement[] {
   const elements: HeaderElement[] = [];
   let i = 0;
   while (i < header.length) {
-    if (i + 1 >= header.length) throw invalid(`the user data header ends inside element 0x${hex2(header[i]!)}`);
+    if (i + 1 >= header.length) throw invalid(`the user data header ends inside element 0x${toHex([header[i]!])}`);
     const iei = header[i]!;
     const len = header[i + 1]!;
     if (i + 2 + len > header.length) {
-      throw invalid(`user data header element 0x${hex2(iei)} claims ${len} octets, only ${header.length - i - 2} left`);
+      throw invalid(`user data header element 0x${toHex([iei])} claims ${len} octets, only ${header.length - i - 2} left`);
     }
     elements.push({ iei, data: toHex(header.subarray(i + 2, i + 2 + len)) });
     i += 2 + len;
@@ -337,7 +337,7 @@ function concatOf(elements: HeaderElement[], warnings: string[]): Concat | null 
     } else if (element.iei === 0x08 && octets.length === 4) {
       concat = { ref: (octets[0]! << 8) | octets[1]!, total: octets[2]!, seq: octets[3]!, bits: 16 };
     } else if (element.iei === 0x00 || element.iei === 0x08) {
-      throw invalid(`concatenation element 0x${hex2(element.iei)} has ${octets.length} octets`);
+      throw invalid(`concatenation element 0x${toHex([element.iei])} has ${octets.length} octets`);
     }
     if (concat) {
       // 23.040 §9.2.3.24.1: a receiver ignores a concatenation element whose numbers are out of range.
@@ -399,8 +399,4 @@ export function statusText(code: number): string {
   if (code < 0x60) return 'permanent error (SC-specific or reserved)';
   if (code < 0x80) return 'temporary error, no longer trying (SC-specific or reserved)';
   return 'reserved value';
-}
-
-function hex2(n: number): string {
-  return n.toString(16).padStart(2, '0').toUpperCase();
 }

@@ -17,7 +17,8 @@ import { decodePdu, encodeDeliver, type DecodedPdu } from '../pdu/index.js';
 import { encodeTimestamp } from '../pdu/timestamp.js';
 import { toHex } from '../pdu/octets.js';
 import { encodeAddress } from '../pdu/address.js';
-import { isGsm7, packSeptets, septetsToText, textToSeptets, unpackSeptets } from '../pdu/gsm7.js';
+import { isGsm7 } from '../pdu/gsm7.js';
+import { packUssd, unpackUssd } from '../ussd.js';
 
 export type Flavour = 'generic' | 'huawei' | 'zte' | 'simcom' | 'quectel';
 
@@ -264,7 +265,7 @@ export class SimModem {
   ussdAnswer(code: string): string {
     const entry = this.ussd.get(code) ?? `Unknown USSD code ${code}`;
     const { text, status } = typeof entry === 'string' ? { text: entry, status: 0 } : entry;
-    if (this.flavour === 'huawei' && isGsm7(text)) return `+CUSD: ${status},"${toHex(packSeptets(textToSeptets(text)))}",15`;
+    if (this.flavour === 'huawei' && isGsm7(text)) return `+CUSD: ${status},"${packUssd(text)}",15`;
     if (isGsm7(text) && this.flavour !== 'zte') return `+CUSD: ${status},"${text}",15`;
     let hex = '';
     for (let i = 0; i < text.length; i++) hex += text.charCodeAt(i).toString(16).padStart(4, '0').toUpperCase();
@@ -574,8 +575,7 @@ export class SimPortSession {
       if (flavour === 'huawei') {
         // Huawei takes the request GSM-7 packed, hex-coded (what Gammu sends it); plain text is refused.
         if (!/^([0-9A-F]{2})+$/.test(request)) return this.error();
-        const octets = request.match(/../g)!.map((h) => parseInt(h, 16));
-        request = septetsToText(unpackSeptets(octets, Math.floor((octets.length * 8) / 7))).replace(/[\r@]$/, '');
+        request = unpackUssd(request);
       }
       this.ok();
       const answer = this.modem.ussdAnswer(request);

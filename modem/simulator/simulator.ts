@@ -227,6 +227,15 @@ export class Simulator {
     }));
   }
 
+  /** The modems as probing would report them: IMEI, SIM identity and AT ports (what the channel pool takes). */
+  modemsFound(): { imei: string; identity: { imsi: string; iccid: string; number: string | null; operator: string }; ports: string[] }[] {
+    return this.info().map((m) => ({
+      imei: m.imei,
+      identity: { imsi: m.imsi, iccid: m.iccid, number: m.number, operator: this.modem(m.index).identity.operator },
+      ports: m.ports.filter((p) => p.at).map((p) => p.path),
+    }));
+  }
+
   modem(index: number): SimModem {
     const state = this.state[index];
     if (!state) throw new Error(`no simulated modem ${index}`);

@@ -31,11 +31,7 @@ export async function startGateway(
   const storage = await openStorage(`sqlite:${join(sim.dir, '..', 'gateway.db')}`);
   const user = await storage.createUser({ name: 'ops', passwordHash: 'x' });
   const dispatcher = new Dispatcher({ storage, cron: false, recheckMs: 100, retryBaseMs: 100, ...options });
-  const found = sim.sim.info().map((m) => ({
-    imei: m.imei,
-    identity: { imsi: m.imsi, iccid: m.iccid, number: m.number, operator: null },
-    ports: m.ports.filter((p) => p.at).map((p) => p.path),
-  }));
+  const found = sim.sim.modemsFound();
   const attached = await attachModems(storage, dispatcher, found, { lockDir: sim.lockDir, sendTimeoutMs: options.sendTimeoutMs });
   if (attached.problems.length > 0) throw new Error(`channels failed: ${JSON.stringify(attached.problems)}`);
   const sims: Sim[] = [];
