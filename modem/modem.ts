@@ -191,22 +191,15 @@ export class Modem {
     const iccid = await this.iccid();
     const number = parseCnum(await this.queryLines('AT+CNUM'));
     await this.optional('AT+COPS=3,0');
+    return { manufacturer, model, revision, imei, imsi, iccid, number, ...(await this.radio()) };
+  }
+
+  /** The radio now: operator, registration and signal (the dashboard's figures, read at each health check). */
+  async radio(): Promise<Pick<ModemIdentity, 'operator' | 'registration' | 'rssi' | 'signalDbm'>> {
     const operator = parseCops(await this.query('AT+COPS?', '+COPS:'));
     const registration = parseCreg(await this.query('AT+CREG?', '+CREG:'));
     const rssi = parseCsq(await this.query('AT+CSQ', '+CSQ:'));
-    return {
-      manufacturer,
-      model,
-      revision,
-      imei,
-      imsi,
-      iccid,
-      number,
-      operator,
-      registration,
-      rssi,
-      signalDbm: rssi === null ? null : -113 + 2 * rssi,
-    };
+    return { operator, registration, rssi, signalDbm: rssi === null ? null : -113 + 2 * rssi };
   }
 
   /** ICCID by whichever command this modem knows: +CCID (generic, SIMCom), ^ICCID (Huawei), +QCCID (Quectel), +ICCID. */

@@ -27,6 +27,8 @@ export interface NumberOptions {
 
 /** Short codes (balance, operator services, alerts) have at most this many digits and are never rewritten. */
 export const MAX_SHORT_CODE_DIGITS = 6;
+/** No operator service has a shorter number that takes an SMS. */
+export const MIN_SHORT_CODE_DIGITS = 3;
 
 /** Separators people and devices put in numbers; they are dropped. */
 const SEPARATORS = /[\s\u00a0\u2000-\u200b\-‐‑‒–—().\/]/g;
@@ -38,7 +40,10 @@ export function normaliseNumber(input: string, options: NumberOptions = {}): Nor
   // "+44 (0)20 …": the bracketed trunk zero after a country code is not dialled from abroad.
   let compact = input.trim().replace(/^(\+\d{1,3})[\s\u00a0]*\(0\)/, '$1').replace(SEPARATORS, '');
   if (compact === '') throw fail('is empty');
-  if (/^\d+$/.test(compact) && compact.length <= MAX_SHORT_CODE_DIGITS) return { number: compact, kind: 'short' };
+  if (/^\d+$/.test(compact) && compact.length <= MAX_SHORT_CODE_DIGITS) {
+    if (compact.length < MIN_SHORT_CODE_DIGITS) throw fail(`is too short for a phone number or a short code (${MIN_SHORT_CODE_DIGITS} to ${MAX_SHORT_CODE_DIGITS} digits)`);
+    return { number: compact, kind: 'short' };
+  }
   if (compact.startsWith('00')) compact = `+${compact.slice(2)}`;
   if (!/^\+?\d+$/.test(compact)) throw fail('is not a phone number: only digits, an optional leading +, spaces, dashes and brackets');
 

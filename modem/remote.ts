@@ -227,8 +227,10 @@ export class RemoteSender implements SmsSender {
     await this.box.exec(['true'], 15_000);
   }
 
-  async check(): Promise<void> {
+  /** The box answers; its modem's radio is not read from here. */
+  async check(): Promise<null> {
     await this.box.exec(['true'], 15_000);
+    return null;
   }
 
   async close(): Promise<void> {

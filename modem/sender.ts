@@ -17,6 +17,13 @@ export interface OutgoingSms {
   report?: boolean;
 }
 
+/** A channel's radio as a health check reads it. */
+export interface RadioState {
+  signalDbm: number | null;
+  operator: string | null;
+  registration: string | null;
+}
+
 export interface SmsSender {
   /** A name for logs and the API: the port path, or box:port. */
   readonly label: string;
@@ -26,8 +33,11 @@ export interface SmsSender {
   send(sms: OutgoingSms): Promise<PartResult[]>;
   /** Brings the channel back to a known state after failures; throws when it cannot. */
   recover(): Promise<void>;
-  /** A cheap check that the channel still answers (periodic health check); throws when it does not. */
-  check(): Promise<void>;
+  /**
+   * A cheap check that the channel still answers (periodic health check); throws when it does not. Resolves to
+   * what it read of the radio, when the channel can tell.
+   */
+  check(): Promise<RadioState | null>;
   close(): Promise<void>;
 }
 
@@ -71,10 +81,12 @@ export class ModemSender implements SmsSender {
     return this.modem.init();
   }
 
-  async check(): Promise<void> {
+  async check(): Promise<RadioState> {
     if (!(await this.modem.ping(2, 2_000))) {
       throw new SmsgateError(ErrorCodes.AtTimeout, `${this.label}: no answer to AT`, { retry: 'retry-other' });
     }
+    const { signalDbm, operator, registration } = await this.modem.radio();
+    return { signalDbm, operator, registration };
   }
 
   close(): Promise<void> {

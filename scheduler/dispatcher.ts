@@ -182,8 +182,10 @@ export class Dispatcher {
     for (const slot of this.slots.filter((s) => !s.busy && s.sender.isOpen)) {
       slot.busy = true;
       try {
-        if (slot.healthy) await slot.sender.check();
-        else await slot.sender.recover();
+        if (slot.healthy) {
+          const radio = await slot.sender.check();
+          if (radio) await this.storage.setChannelRadio(slot.channelId, radio, this.clock());
+        } else await slot.sender.recover();
         if (!slot.healthy) {
           slot.healthy = true;
           slot.failures = 0;
@@ -213,7 +215,14 @@ export class Dispatcher {
       if (!admins.has(message.userId)) admins.set(message.userId, (await this.storage.getUser(message.userId))?.role === 'admin');
       const affinitySimId = this.options.affinity ? await this.storage.lastSimFor(message.recipient) : null;
       const choice = selectSim(
-        { userId: message.userId, isAdmin: admins.get(message.userId), parts: message.parts, recipient: message.recipient, avoidSimId: message.avoidSimId },
+        {
+          userId: message.userId,
+          isAdmin: admins.get(message.userId),
+          parts: message.parts,
+          recipient: message.recipient,
+          avoidSimId: message.avoidSimId,
+          wantSimId: message.wantSimId,
+        },
         sims,
         now,
         { routes: this.options.routes, affinitySimId },

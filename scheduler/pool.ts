@@ -37,6 +37,8 @@ export async function attachModems(storage: Storage, dispatcher: Dispatcher, mod
       try {
         const sender = await ModemSender.open(port, options);
         await storage.setChannelHealth(channel.id, true, null);
+        const radio = await sender.check().catch(() => null);
+        if (radio) await storage.setChannelRadio(channel.id, radio);
         dispatcher.addChannel(channel.id, sim.id, sender);
         report.channels.push({ port, channelId: channel.id, simId: sim.id });
       } catch (error) {

@@ -72,6 +72,8 @@ export interface Candidate {
   recipient: string;
   /** The SIM to avoid (it just failed this message with a SIM error). */
   avoidSimId?: number | null;
+  /** The one SIM the request asked for. */
+  wantSimId?: number | null;
 }
 
 export interface RouteRule {
@@ -91,8 +93,12 @@ export type Selection = { sim: Sim } | { sim: null; reason: string; retryAt: num
 
 /** Chooses the SIM for a message, or says why none can take it now. */
 export function selectSim(candidate: Candidate, sims: SimState[], now: number, options: SelectOptions = {}): Selection {
-  const owned = candidate.isAdmin ? sims : sims.filter((s) => s.owners.includes(candidate.userId));
-  if (owned.length === 0) return { sim: null, reason: 'no SIM is assigned to this user', retryAt: null };
+  const allowed = candidate.isAdmin ? sims : sims.filter((s) => s.owners.includes(candidate.userId));
+  const wanted = candidate.wantSimId ?? null;
+  const owned = wanted === null ? allowed : allowed.filter((s) => s.sim.id === wanted);
+  if (owned.length === 0) {
+    return { sim: null, reason: wanted === null ? 'no SIM is assigned to this user' : `SIM ${wanted} is not assigned to this user`, retryAt: null };
+  }
   const enabled = owned.filter((s) => s.sim.enabled);
   if (enabled.length === 0) return { sim: null, reason: "all of this user's SIMs are disabled", retryAt: null };
   const withQuota = enabled.filter((s) => s.sim.monthlyQuota === null || s.sim.monthlyQuota - s.taken >= candidate.parts);

@@ -1,61 +1,115 @@
 /**
- * The HTTP server. So far it answers `GET /health` (with the queue and the channels) and the segment counter; the
- * device endpoint, the JSON API and the web form come with issue 5. Routes stay thin: validate, call one function, map the result.
+ * The HTTP server: /health, the JSON API (/api/v1), the classic device endpoint (/smsc.php, /send), the A2P
+ * endpoint (/sms/v1/sms), and the web pages (public/, with the codec from the project's own build at /codec/).
+ * Every error is JSON with a status that says whose fault it is; a 500 is logged and never shows internals.
  */
-import type { AddressInfo } from 'node:net';
+import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { SmsgateError } from '../modem/errors.js';
 import { countSegments } from '../modem/pdu/index.js';
 import type { Dispatcher } from '../scheduler/dispatcher.js';
 import type { Storage } from '../sql/storage.js';
+import { apiRouter } from './api.js';
+import { CLASSIC_PATHS, a2pRouter, classicError, classicRouter } from './classic.js';
+import { type Services, bodyParsers, errorAnswer } from './http.js';
+import { bad, optString } from './requests.js';
 import { VERSION } from './version.js';
 
-/** What the routes work with; absent parts (a bare server in tests) leave their routes out of /health. */
+/** What the routes work with; a bare server (no storage) answers /health and /api/v1/segments only. */
 export interface AppContext {
   storage?: Storage;
   dispatcher?: Dispatcher;
+  services?: Services;
+  log?: (line: string) => void;
+}
+
+/** The project's root: the directory with package.json above this file (source or dist/). */
+function projectRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json'))) {
+    const up = dirname(dir);
+    if (up === dir) throw new Error('smsgate: cannot find the project root (package.json)');
+    dir = up;
+  }
+  return dir;
+}
+
+/** Headers for every answer: no sniffing, no framing, scripts and styles from this origin only. */
+function securityHeaders(_req: Request, res: Response, next: NextFunction): void {
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('X-Frame-Options', 'DENY');
+  res.setHeader('Referrer-Policy', 'no-referrer');
+  res.setHeader(
+    'Content-Security-Policy',
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'",
+  );
+  next();
 }
 
 export function createApp(context: AppContext = {}): express.Express {
   const app = express();
   app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+  if (context.services?.config.trustProxy) app.set('trust proxy', true);
   const started = Date.now();
+  const storage = context.services?.storage ?? context.storage;
+  const dispatcher = context.services?.dispatcher ?? context.dispatcher;
+  const log = context.log ?? ((line: string) => console.error(line));
+
+  app.use(securityHeaders);
+  app.use(bodyParsers());
 
   app.get('/health', async (_req, res) => {
     const body: Record<string, unknown> = { status: 'ok', version: VERSION, uptimeSeconds: Math.round((Date.now() - started) / 1000) };
-    if (context.storage) body.queue = await context.storage.countByState();
-    if (context.dispatcher) {
-      body.channels = context.dispatcher.channels.map((c) => ({ port: c.sender.label, simId: c.simId, healthy: c.healthy, busy: c.busy }));
+    if (storage) body.queue = await storage.countByState();
+    if (dispatcher) {
+      body.channels = dispatcher.channels.map((c) => ({ port: c.sender.label, simId: c.simId, healthy: c.healthy, busy: c.busy }));
     }
     res.json(body);
   });
 
   /** What the send form shows while typing: encoding, parts, units left in the last part. */
   app.get('/api/v1/segments', (req, res) => {
-    const { text, encoding } = req.query;
-    if (typeof text !== 'string') throw new SmsgateError('BAD_MESSAGE', 'text must be given once, as a string', 'text');
-    if (encoding !== undefined && encoding !== 'auto' && encoding !== 'gsm7' && encoding !== 'ucs2') {
-      throw new SmsgateError('BAD_MESSAGE', 'encoding must be auto, gsm7 or ucs2', 'encoding');
-    }
-    res.json(countSegments(text, { encoding: encoding ?? 'auto', concat16: req.query.concat16 === 'true' }));
+    const text = optString(req.query.text, 'text');
+    if (text === undefined) throw bad('text must be given once, as a string', 'text');
+    const encoding = optString(req.query.encoding, 'encoding') ?? 'auto';
+    if (encoding !== 'auto' && encoding !== 'gsm7' && encoding !== 'ucs2') throw bad('encoding must be auto, gsm7 or ucs2', 'encoding');
+    res.json(countSegments(text, { encoding, concat16: req.query.concat16 === 'true' }));
   });
+
+  if (context.services) {
+    app.use('/api/v1', apiRouter(context.services));
+    app.use(classicRouter(context.services));
+    app.use(a2pRouter(context.services));
+  }
+
+  // The web pages, and the codec they count with: the very modules the gateway encodes with, as built.
+  const root = projectRoot();
+  const codec = join(root, 'dist', 'modem');
+  app.use('/codec/pdu', express.static(join(codec, 'pdu'), { index: false, extensions: false }));
+  app.get('/codec/errors.js', (_req, res) => res.sendFile(join(codec, 'errors.js')));
+  app.use(express.static(join(root, 'public'), { index: 'index.html' }));
 
   app.use((req, res) => {
     res.status(404).json({ error: 'NOT_FOUND', description: `no route for ${req.method} ${req.path}` });
   });
 
-  app.use((error: unknown, _req: Request, res: Response, _next: NextFunction) => {
-    if (error instanceof SmsgateError) {
-      res.status(400).json({ error: error.code, field: error.field ?? null, description: error.message });
+  app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const answer = errorAnswer(error);
+    // A device on the classic endpoint reads the classic shape, even for what failed before its route (encoding).
+    if (answer && CLASSIC_PATHS.includes(req.path)) {
+      classicError(res, error);
       return;
     }
-    const status = (error as { status?: number }).status;
-    if (typeof status === 'number' && status >= 400 && status < 500) {
-      res.status(status).json({ error: 'BAD_REQUEST', description: (error as Error).message });
+    if (answer) {
+      for (const [name, value] of Object.entries(answer.headers ?? {})) res.setHeader(name, value);
+      res.status(answer.status).json(answer.body);
       return;
     }
-    console.error('smsgate: unexpected error:', error);
+    log(`smsgate: unexpected error: ${(error as Error)?.stack ?? String(error)}`);
     res.status(500).json({ error: 'INTERNAL', description: 'internal error; see the server log' });
   });
   return app;

@@ -14,14 +14,7 @@ import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ErrorCodes, SmsgateError } from '../modem/errors.js';
 import { SshBox } from '../modem/remote.js';
-import { defaultDbUrl, openStorage } from '../sql/index.js';
-import { type CliIo, UsageError } from './cli-common.js';
-
-const DB_OPTIONS = { data: { type: 'string' }, db: { type: 'string' } } as const;
-
-async function storageOf(values: { data?: string; db?: string }) {
-  return openStorage(values.db ?? defaultDbUrl(resolve(values.data ?? 'data')));
-}
+import { type CliIo, DB_OPTIONS, UsageError, storageOf } from './cli-common.js';
 
 export async function box(args: string[], io: CliIo): Promise<number> {
   const [verb, ...rest] = args;

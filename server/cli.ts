@@ -3,14 +3,16 @@
  * option is an error), prints its result on stdout (JSON for machine-facing verbs) and reports a failure as one line
  * on stderr. Exit status: 0 success, 1 failed (bad input, modem or network error), 2 wrong usage.
  */
-import { mkdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { ErrorCodes, SmsgateError } from '../modem/errors.js';
 import { type EncodingChoice, countSegments, decodePdu, encodeSubmit } from '../modem/pdu/index.js';
 import { startGateway } from './gateway.js';
-import { type CliIo, UsageError } from './cli-common.js';
+import { type CliIo, UsageError, configOf } from './cli-common.js';
 import { box } from './cli-box.js';
+import { config, token, user } from './cli-users.js';
+import { parseListen } from './config.js';
 import { identify, probeCommand, sendsms, simulate } from './cli-modem.js';
 import { VERSION } from './version.js';
 
@@ -19,14 +21,22 @@ const HELP = `smsgate ${VERSION}: a self-hosted SMS gateway for USB GSM modems
 Usage: smsgate <command> [options]
 
 Commands:
-  serve [--listen HOST:PORT] [--data DIR] [--db sqlite:PATH|mysql://…] [--simulate N]
-        [--sim-latency MS] [--glob G]... [--pin PIN] [--unknown hold|resend] [--retention-days N]
-        Run the gateway (default 0.0.0.0:8080, data and the SQLite database under ./data): find the
-        modems (or simulate N under DATA/sim), register their SIMs and channels, drain the queue.
-        GET /health shows the queue and the channels. The HTTP send API comes next. A message
-        whose fate is unknown (cut off mid-send) is held for a resend on request (default), or
-        with --unknown resend sent again at once (the recipient may get it twice). Finished
-        messages and events are kept 90 days (--retention-days, 0 = for ever).
+  serve [--config FILE] [--listen HOST:PORT] [--data DIR] [--db sqlite:PATH|mysql://…]
+        [--simulate N] [--sim-latency MS] [--glob G]... [--pin PIN] [--lock-dir DIR]
+        [--unknown hold|resend] [--retention-days N]
+        Run the gateway: HTTP API, web pages, dispatcher, modems (default 0.0.0.0:8080, data and
+        the SQLite database under ./data). Finds the modems, or simulates N under DATA/sim.
+        Settings come from the config file (smsgate config example prints every key), then the
+        environment (SMSGATE_…), then these flags. A message whose fate is unknown (cut off
+        mid-send) is held for a resend on request (default), or with --unknown resend sent again
+        at once (the recipient may get it twice).
+  user add NAME [--admin] [--password-stdin]   (prints a generated password unless one is piped)
+  user passwd NAME [--password-stdin] | user list [--json] | user disable|enable NAME
+  token create USER [--label L] | token list [USER] [--json] | token revoke ID
+        Users and API tokens (a token is printed once). With --config FILE, --data DIR or --db URL,
+        on the database the service uses.
+  config example | config check [--config FILE]
+        Print the commented config file with every key and its default; check a config file.
   pdu encode --to NUMBER --text TEXT [options]
         Encode an SMS as SMS-SUBMIT PDUs, printed as JSON:
         {"encoding":"gsm7"|"ucs2","reference":N|null,"parts":[{"pdu":HEX,"length":N}]}
@@ -116,6 +126,12 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
         return await simulate(rest, io);
       case 'box':
         return await box(rest, io);
+      case 'user':
+        return await user(rest, io);
+      case 'token':
+        return await token(rest, io);
+      case 'config':
+        return await config(rest, io);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }
@@ -252,16 +268,9 @@ function numberOption(value: string | undefined, name: string): number | undefin
   return Number(value);
 }
 
-/** HOST:PORT, [IPv6]:PORT or PORT alone (all interfaces). */
-export function parseListen(value: string): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(value) ?? /^()()(\d{1,5})$/.exec(value);
-  const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new UsageError(`--listen takes HOST:PORT, got "${value}"`);
-  return { host: m[1] || m[2] || '0.0.0.0', port };
-}
-
 async function serve(args: string[], io: CliIo): Promise<number> {
   const { values } = parse(args, {
+    config: { type: 'string' },
     listen: { type: 'string' },
     data: { type: 'string' },
     db: { type: 'string' },
@@ -273,26 +282,23 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     unknown: { type: 'string' },
     'retention-days': { type: 'string' },
   });
-  const { host, port } = parseListen(values.listen ?? '0.0.0.0:8080');
   if (values.unknown !== undefined && values.unknown !== 'hold' && values.unknown !== 'resend') {
     throw new UsageError(`--unknown takes hold or resend, got "${values.unknown}"`);
   }
-  const dataDir = resolve(values.data ?? 'data');
-  mkdirSync(dataDir, { recursive: true });
-  const gateway = await startGateway({
-    dataDir,
-    db: values.db,
-    host,
-    port,
-    simulate: integerOption(values.simulate, '--simulate'),
-    simLatencyMs: integerOption(values['sim-latency'], '--sim-latency'),
-    globs: values.glob,
-    pin: values.pin,
-    lockDir: values['lock-dir'],
-    onUnknown: values.unknown as 'hold' | 'resend' | undefined,
-    retentionDays: integerOption(values['retention-days'], '--retention-days'),
-    log: (line) => io.stdout(`smsgate: ${line}`),
-  });
+  // The config file (and the environment), then the flags over them.
+  const config = configOf(values);
+  if (values.listen !== undefined) config.listen = values.listen;
+  parseListen(config.listen);
+  const simulate = integerOption(values.simulate, '--simulate');
+  if (simulate !== undefined) config.simulate.modems = simulate;
+  config.simulate.latencyMs = integerOption(values['sim-latency'], '--sim-latency') ?? config.simulate.latencyMs;
+  if (values.glob) config.modems.globs = values.glob;
+  if (values.pin !== undefined) config.modems.pin = values.pin;
+  if (values['lock-dir'] !== undefined) config.modems.lockDir = values['lock-dir'];
+  if (values.unknown) config.dispatch.onUnknown = values.unknown as 'hold' | 'resend';
+  config.dispatch.retentionDays = integerOption(values['retention-days'], '--retention-days') ?? config.dispatch.retentionDays;
+  const dataDir = resolve(config.dataDir);
+  const gateway = await startGateway({ config, log: (line) => io.stdout(`smsgate: ${line}`) });
   io.stdout(`smsgate ${VERSION} listening on ${gateway.url} (data in ${dataDir})`);
   return new Promise((done) => {
     const stop = (signal: string) => {

@@ -1,76 +1,94 @@
 /**
- * The running gateway: storage, the modems (found by probing, or simulated), the dispatcher and the HTTP server,
- * started in that order and stopped in the reverse one.
+ * The running gateway: storage, the modems (found by probing, or simulated), the dispatcher, the callback worker
+ * and the HTTP server, started in that order and stopped in the reverse one.
  */
-import { join } from 'node:path';
-import { DEFAULT_GLOBS, probe } from '../modem/probe.js';
+import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { probe } from '../modem/probe.js';
 import { Simulator } from '../modem/simulator/simulator.js';
 import { Dispatcher } from '../scheduler/dispatcher.js';
 import { attachModems, attachRemoteChannels, type FoundModem } from '../scheduler/pool.js';
 import { defaultDbUrl, openStorage } from '../sql/index.js';
 import { type RunningServer, startServer } from './app.js';
+import { Authenticator } from './auth.js';
+import { CallbackWorker } from './callbacks.js';
+import { type Config, parseListen } from './config.js';
+import type { Services } from './http.js';
 
 export interface GatewayOptions {
-  dataDir: string;
-  db?: string;
-  host: string;
-  port: number;
-  /** Run N simulated one-port modems under DATA/sim instead of probing. */
-  simulate?: number;
-  /** The simulated network's send latency (default 2000 ms). */
-  simLatencyMs?: number;
-  globs?: string[];
-  lockDir?: string;
-  pin?: string;
-  /** What to do with messages whose fate is unknown: hold them (default) or resend them. */
-  onUnknown?: 'hold' | 'resend';
-  /** Days of finished history to keep (default 90; 0 = for ever). */
-  retentionDays?: number;
+  config: Config;
   log: (line: string) => void;
 }
 
 export interface Gateway {
   url: string;
+  services: Services;
   stop(): Promise<void>;
 }
 
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
-  const { log } = options;
-  const storage = await openStorage(options.db ?? defaultDbUrl(options.dataDir));
-  const dispatcher = new Dispatcher({ storage, log, onUnknown: options.onUnknown, retentionDays: options.retentionDays });
+  const { log, config } = options;
+  const { host, port } = parseListen(config.listen);
+  const dataDir = resolve(config.dataDir);
+  mkdirSync(dataDir, { recursive: true });
+  const storage = await openStorage(config.db || defaultDbUrl(dataDir));
+  const dispatcher = new Dispatcher({ storage, log, onUnknown: config.dispatch.onUnknown, retentionDays: config.dispatch.retentionDays });
   let sim: Simulator | null = null;
   let server: RunningServer | null = null;
+  let callbacks: CallbackWorker | null = null;
   try {
+    const secret = config.callbacks.secret || (await storage.ensureSetting('callback_secret', randomBytes(32).toString('hex')));
+    callbacks = new CallbackWorker({ storage, secret, maxAttempts: config.callbacks.maxAttempts, timeoutMs: config.callbacks.timeoutMs, log });
+    const modemOptions = { lockDir: config.modems.lockDir, pin: config.modems.pin || undefined };
     let modems: FoundModem[];
-    if (options.simulate !== undefined) {
-      sim = await Simulator.start({ dir: join(options.dataDir, 'sim'), modems: options.simulate, latencyMs: options.simLatencyMs ?? 2000, control: true });
+    if (config.simulate.modems > 0) {
+      sim = await Simulator.start({ dir: join(dataDir, 'sim'), modems: config.simulate.modems, latencyMs: config.simulate.latencyMs, control: true });
       modems = sim.modemsFound();
-      log(`simulating ${options.simulate} modem(s) in ${sim.dir} (network record: ${sim.networkFile})`);
+      log(`simulating ${config.simulate.modems} modem(s) in ${sim.dir} (network record: ${sim.networkFile})`);
     } else {
-      const report = await probe({ globs: options.globs ?? DEFAULT_GLOBS, lockDir: options.lockDir, pin: options.pin });
+      const report = await probe({ globs: config.modems.globs, ...modemOptions });
       modems = report.modems;
       for (const s of report.skipped) log(`skipped ${s.path}: ${s.detail}`);
     }
-    const local = await attachModems(storage, dispatcher, modems, { lockDir: options.lockDir, pin: options.pin });
+    const local = await attachModems(storage, dispatcher, modems, modemOptions);
     const remote = await attachRemoteChannels(storage, dispatcher);
     for (const c of [...local.channels, ...remote.channels]) log(`channel ${c.port}: SIM ${c.simId}`);
     for (const p of [...local.problems, ...remote.problems]) log(`channel ${p.port} not used: ${p.error}`);
-    if (local.channels.length + remote.channels.length === 0) log('no channel: messages will wait in the queue until a modem is found');
+    if (local.channels.length + remote.channels.length === 0) {
+      log('no modem found: messages are accepted and wait in the queue until one is attached');
+      log('to try smsgate without a modem, run: smsgate serve --simulate 2   (simulated modems on pseudo-terminals)');
+    }
+    if ((await storage.listUsers()).length === 0) {
+      log(`no user yet: create the first admin with: smsgate user add admin --admin --data ${dataDir}`);
+    }
     await dispatcher.start();
-    server = await startServer(options.host, options.port, { storage, dispatcher });
+    callbacks.start();
+    const services: Services = {
+      storage,
+      config,
+      dispatcher,
+      callbacks,
+      auth: new Authenticator(storage, config.auth),
+    };
+    server = await startServer(host, port, { services, log });
+    const running = server;
+    return {
+      url: running.url,
+      services,
+      stop: async () => {
+        await running.close();
+        await callbacks!.stop();
+        await dispatcher.stop();
+        await sim?.stop();
+        await storage.close();
+      },
+    };
   } catch (error) {
+    await callbacks?.stop().catch(() => undefined);
     await dispatcher.stop().catch(() => undefined);
     await sim?.stop().catch(() => undefined);
     await storage.close().catch(() => undefined);
     throw error;
   }
-  return {
-    url: server.url,
-    stop: async () => {
-      await server!.close();
-      await dispatcher.stop();
-      await sim?.stop();
-      await storage.close();
-    },
-  };
 }

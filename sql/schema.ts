@@ -155,6 +155,28 @@ export const MIGRATIONS: string[][] = [
     // The SIM a message should not go through again (it failed it with a SIM error: retry on another).
     `ALTER TABLE messages ADD COLUMN avoid_sim_id BIGINT`,
   ],
+  [
+    // The SIM the request asked for (null: any SIM of the user), and the way in (api, classic, a2p, web, cli).
+    `ALTER TABLE messages ADD COLUMN want_sim_id BIGINT`,
+    `ALTER TABLE messages ADD COLUMN source {key}`,
+    // The callback outbox: a state change sets callback_due (when the message has a callback URL); the callback
+    // worker posts the message's state and clears it. Durable: a restart finds what is due in the table.
+    `ALTER TABLE messages ADD COLUMN callback_due {ms}`,
+    `ALTER TABLE messages ADD COLUMN callback_attempts {int} NOT NULL DEFAULT 0`,
+    `ALTER TABLE messages ADD COLUMN callback_error {text}`,
+    `ALTER TABLE messages ADD COLUMN notified_state {key}`,
+    `CREATE INDEX messages_callback ON messages (callback_due)`,
+    // What the last look at a channel's radio found.
+    `ALTER TABLE channels ADD COLUMN signal_dbm {int}`,
+    `ALTER TABLE channels ADD COLUMN operator {text}`,
+    `ALTER TABLE channels ADD COLUMN registration {key}`,
+    // Web sessions are tokens that expire.
+    `ALTER TABLE tokens ADD COLUMN expires_at {ms}`,
+    `CREATE TABLE settings (
+      name {key} NOT NULL PRIMARY KEY,
+      value {text} NOT NULL
+    ) {table}`,
+  ],
 ];
 
 /** The statements of migration `index` for `dialect`. */

@@ -37,6 +37,8 @@ export interface Token {
   createdAt: number;
   lastUsedAt: number | null;
   revokedAt: number | null;
+  /** Web sessions expire; API tokens do not (null). */
+  expiresAt: number | null;
 }
 
 export interface Sim {
@@ -73,7 +75,18 @@ export interface Channel {
   healthy: boolean;
   lastError: string | null;
   lastSeenAt: number | null;
+  /** What the last look at the radio found (null: not known yet). */
+  signalDbm: number | null;
+  operator: string | null;
+  registration: string | null;
   createdAt: number;
+}
+
+/** What a health check reads from a channel's radio. */
+export interface ChannelRadio {
+  signalDbm: number | null;
+  operator: string | null;
+  registration: string | null;
 }
 
 export interface Box {
@@ -112,6 +125,10 @@ export interface Message {
   partRefs: number[] | null;
   /** The SIM not to use again for this message (it failed it with a SIM error). */
   avoidSimId: number | null;
+  /** The SIM the request asked for; null lets the dispatcher choose among the user's SIMs. */
+  wantSimId: number | null;
+  /** The way the message came in: api, classic, a2p, web, cli. */
+  source: string | null;
   errorCode: string | null;
   errorText: string | null;
   clientMsgId: string | null;
@@ -120,6 +137,12 @@ export interface Message {
   createdAt: number;
   updatedAt: number;
   sentAt: number | null;
+  /** When the next callback is due (null: none pending), and how the last tries went. */
+  callbackDue: number | null;
+  callbackAttempts: number;
+  callbackError: string | null;
+  /** The last state a callback reported. */
+  notifiedState: string | null;
 }
 
 export interface NewMessage {
@@ -136,12 +159,19 @@ export interface NewMessage {
   clientMsgId?: string | null;
   callbackUrl?: string | null;
   sendAt?: number | null;
+  wantSimId?: number | null;
+  source?: string | null;
 }
 
 export interface MessageFilter {
   userId?: number;
   state?: MessageState;
   recipient?: string;
+  /** Recipients containing these characters (a search box). */
+  recipientContains?: string;
+  /** Created at or after / before these times (ms). */
+  since?: number;
+  until?: number;
   /** Messages with an id below this one (paging backwards from the newest). */
   beforeId?: number;
   limit?: number;
@@ -187,6 +217,7 @@ function toToken(r: Row): Token {
     createdAt: num(r.created_at),
     lastUsedAt: numOrNull(r.last_used_at),
     revokedAt: numOrNull(r.revoked_at),
+    expiresAt: numOrNull(r.expires_at),
   };
 }
 
@@ -221,6 +252,9 @@ function toChannel(r: Row): Channel {
     healthy: num(r.healthy) === 1,
     lastError: strOrNull(r.last_error),
     lastSeenAt: numOrNull(r.last_seen_at),
+    signalDbm: numOrNull(r.signal_dbm),
+    operator: strOrNull(r.operator),
+    registration: strOrNull(r.registration),
     createdAt: num(r.created_at),
   };
 }
@@ -261,6 +295,8 @@ function toMessage(r: Row): Message {
     channelId: numOrNull(r.channel_id),
     partRefs: r.part_refs === null || r.part_refs === undefined ? null : (JSON.parse(String(r.part_refs)) as number[]),
     avoidSimId: numOrNull(r.avoid_sim_id),
+    wantSimId: numOrNull(r.want_sim_id),
+    source: strOrNull(r.source),
     errorCode: strOrNull(r.error_code),
     errorText: strOrNull(r.error_text),
     clientMsgId: strOrNull(r.client_msg_id),
@@ -269,6 +305,10 @@ function toMessage(r: Row): Message {
     createdAt: num(r.created_at),
     updatedAt: num(r.updated_at),
     sentAt: numOrNull(r.sent_at),
+    callbackDue: numOrNull(r.callback_due),
+    callbackAttempts: num(r.callback_attempts ?? 0),
+    callbackError: strOrNull(r.callback_error),
+    notifiedState: strOrNull(r.notified_state),
   };
 }
 
@@ -282,6 +322,17 @@ function isDuplicate(error: unknown): boolean {
 function clauses(candidates: Record<string, Param | undefined>): { sql: string[]; params: Param[] } {
   const given = Object.entries(candidates).filter((entry): entry is [string, Param] => entry[1] !== undefined);
   return { sql: given.map(([clause]) => clause), params: given.map(([, value]) => value) };
+}
+
+/**
+ * Set in every UPDATE that moves a message to a state its callback reports (with `now` as its parameter): the
+ * callback becomes due in the same statement as the change, so no state change is lost between the two.
+ */
+const NOTIFY = 'callback_due = CASE WHEN callback_url IS NULL THEN NULL ELSE ? END, callback_attempts = 0';
+
+/** Escapes LIKE's wildcards in a user's search text (used with ESCAPE '!'). */
+function likeContains(text: string): string {
+  return `%${text.replace(/[!%_]/g, (c) => `!${c}`)}%`;
 }
 
 const SIM_COLUMNS: Record<keyof SimSettings, string> = {
@@ -371,20 +422,24 @@ export class Storage {
     return user;
   }
 
-  async createToken(userId: number, tokenHash: string, label: string | null = null): Promise<Token> {
-    const { insertId } = await this.db.run('INSERT INTO tokens (user_id, token_hash, label, created_at) VALUES (?, ?, ?, ?)', [
+  async createToken(userId: number, tokenHash: string, label: string | null = null, expiresAt: number | null = null): Promise<Token> {
+    const { insertId } = await this.db.run('INSERT INTO tokens (user_id, token_hash, label, created_at, expires_at) VALUES (?, ?, ?, ?, ?)', [
       userId,
       tokenHash,
       label,
       Date.now(),
+      expiresAt,
     ]);
     const [row] = await this.db.all<Row>('SELECT * FROM tokens WHERE id = ?', [insertId]);
     return toToken(row!);
   }
 
-  /** The live (not revoked) token with this hash, and its user. */
-  async findToken(tokenHash: string): Promise<{ token: Token; user: User } | null> {
-    const [row] = await this.db.all<Row>('SELECT * FROM tokens WHERE token_hash = ? AND revoked_at IS NULL', [tokenHash]);
+  /** The live (not revoked, not expired) token with this hash, and its user. */
+  async findToken(tokenHash: string, now = Date.now()): Promise<{ token: Token; user: User } | null> {
+    const [row] = await this.db.all<Row>('SELECT * FROM tokens WHERE token_hash = ? AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > ?)', [
+      tokenHash,
+      now,
+    ]);
     if (!row) return null;
     const user = await this.getUser(num(row.user_id));
     return user ? { token: toToken(row), user } : null;
@@ -398,8 +453,34 @@ export class Storage {
     await this.db.run('UPDATE tokens SET last_used_at = ? WHERE id = ?', [at, id]);
   }
 
+  async getToken(id: number): Promise<Token | null> {
+    const [row] = await this.db.all<Row>('SELECT * FROM tokens WHERE id = ?', [id]);
+    return row ? toToken(row) : null;
+  }
+
   async revokeToken(id: number, at = Date.now()): Promise<boolean> {
     return (await this.db.run('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [at, id])).changes === 1;
+  }
+
+  /** Revokes the token with this hash (a web session's logout). */
+  async revokeTokenByHash(tokenHash: string, at = Date.now()): Promise<boolean> {
+    return (await this.db.run('UPDATE tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL', [at, tokenHash])).changes === 1;
+  }
+
+  // ---- settings shared by every process on the database
+
+  /** The stored value of `name`; when there is none, `initial` is stored and returned (the first writer wins). */
+  async ensureSetting(name: string, initial: string): Promise<string> {
+    const read = async () => (await this.db.all<Row>('SELECT value FROM settings WHERE name = ?', [name]))[0];
+    const row = await read();
+    if (row) return String(row.value);
+    try {
+      await this.db.run('INSERT INTO settings (name, value) VALUES (?, ?)', [name, initial]);
+      return initial;
+    } catch (error) {
+      if (!isDuplicate(error)) throw error;
+      return String((await read())!.value);
+    }
   }
 
   // ---- SIMs, channels, boxes
@@ -505,6 +586,16 @@ export class Storage {
     await this.db.run('UPDATE channels SET healthy = ?, last_error = ?, last_seen_at = ? WHERE id = ?', [healthy ? 1 : 0, lastError, at, id]);
   }
 
+  async setChannelRadio(id: number, radio: ChannelRadio, at = Date.now()): Promise<void> {
+    await this.db.run('UPDATE channels SET signal_dbm = ?, operator = ?, registration = ?, last_seen_at = ? WHERE id = ?', [
+      radio.signalDbm,
+      radio.operator,
+      radio.registration,
+      at,
+      id,
+    ]);
+  }
+
   async addBox(box: Omit<Box, 'id' | 'createdAt'>): Promise<Box> {
     try {
       const { insertId } = await this.db.run(
@@ -547,8 +638,8 @@ export class Storage {
         for (const m of items) {
           const { insertId } = await tx.run(
             `INSERT INTO messages (user_id, recipient, text, encoding, parts, flash, replace_id, report, priority, state,
-               attempts, max_attempts, next_attempt_at, client_msg_id, callback_url, send_at, created_at, updated_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?, ?, ?)`,
+               attempts, max_attempts, next_attempt_at, client_msg_id, callback_url, send_at, want_sim_id, source, created_at, updated_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'queued', 0, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
             [
               m.userId,
               m.recipient,
@@ -564,6 +655,8 @@ export class Storage {
               m.clientMsgId ?? null,
               m.callbackUrl ?? null,
               m.sendAt ?? null,
+              m.wantSimId ?? null,
+              m.source ?? null,
               now,
               now,
             ],
@@ -605,6 +698,9 @@ export class Storage {
       'user_id = ?': filter.userId,
       'state = ?': filter.state,
       'recipient = ?': filter.recipient,
+      "recipient LIKE ? ESCAPE '!'": filter.recipientContains === undefined ? undefined : likeContains(filter.recipientContains),
+      'created_at >= ?': filter.since,
+      'created_at < ?': filter.until,
       'id < ?': filter.beforeId,
     });
     const limit = Math.max(1, Math.min(1000, Math.floor(filter.limit ?? 100)));
@@ -624,9 +720,9 @@ export class Storage {
   /** Cancels a queued message nobody is about to send; false when it is not (or no longer) queued. */
   async cancelMessage(id: number, now = Date.now()): Promise<boolean> {
     const r = await this.db.run(
-      `UPDATE messages SET state = 'cancelled', reason = 'cancelled by request', updated_at = ?
+      `UPDATE messages SET state = 'cancelled', reason = 'cancelled by request', updated_at = ?, ${NOTIFY}
        WHERE id = ? AND state = 'queued' AND (lease_expires_at IS NULL OR lease_expires_at < ?)`,
-      [now, id, now],
+      [now, now, id, now],
     );
     return r.changes === 1;
   }
@@ -678,9 +774,9 @@ export class Storage {
   async markSent(id: number, owner: string, partRefs: number[], now = Date.now()): Promise<boolean> {
     const r = await this.db.run(
       `UPDATE messages SET state = 'sent', part_refs = ?, sent_at = ?, lease_owner = NULL, lease_expires_at = NULL,
-         error_code = NULL, error_text = NULL, reason = NULL, updated_at = ?
+         error_code = NULL, error_text = NULL, reason = NULL, updated_at = ?, ${NOTIFY}
        WHERE id = ? AND lease_owner = ? AND state = 'sending'`,
-      [JSON.stringify(partRefs), now, now, id, owner],
+      [JSON.stringify(partRefs), now, now, now, id, owner],
     );
     return r.changes === 1;
   }
@@ -716,9 +812,9 @@ export class Storage {
     const r = await this.db.run(
       `UPDATE messages SET state = 'unknown', lease_owner = NULL, lease_expires_at = NULL, error_code = ?, error_text = ?,
          part_refs = COALESCE(?, part_refs), reason = 'the modem gave no answer after the message went out; it may have been sent: resend on request',
-         updated_at = ?
+         updated_at = ?, ${NOTIFY}
        WHERE id = ? AND lease_owner = ? AND state = 'sending'`,
-      [update.errorCode, update.errorText, update.partRefs ? JSON.stringify(update.partRefs) : null, now, id, owner],
+      [update.errorCode, update.errorText, update.partRefs ? JSON.stringify(update.partRefs) : null, now, now, id, owner],
     );
     return r.changes === 1;
   }
@@ -747,9 +843,10 @@ export class Storage {
   /** A final failure: a permanent error, or the attempts are used up. */
   async markFailed(id: number, owner: string, update: { errorCode: string; errorText: string; reason: string }, now = Date.now()): Promise<boolean> {
     const r = await this.db.run(
-      `UPDATE messages SET state = 'failed', lease_owner = NULL, lease_expires_at = NULL, error_code = ?, error_text = ?, reason = ?, updated_at = ?
+      `UPDATE messages SET state = 'failed', lease_owner = NULL, lease_expires_at = NULL, error_code = ?, error_text = ?, reason = ?, updated_at = ?,
+         ${NOTIFY}
        WHERE id = ? AND lease_owner = ? AND state IN ('sending', 'queued')`,
-      [update.errorCode, update.errorText, update.reason, now, id, owner],
+      [update.errorCode, update.errorText, update.reason, now, now, id, owner],
     );
     return r.changes === 1;
   }
@@ -778,9 +875,9 @@ export class Storage {
     return this.db.tx(async (tx) => {
       const unknown = await tx.run(
         `UPDATE messages SET state = 'unknown', lease_owner = NULL, lease_expires_at = NULL,
-           reason = 'the gateway stopped while sending; it may have been sent: resend on request', updated_at = ?
+           reason = 'the gateway stopped while sending; it may have been sent: resend on request', updated_at = ?, ${NOTIFY}
          WHERE state = 'sending' AND ${where}`,
-        [now, ...params],
+        [now, now, ...params],
       );
       const released = await tx.run(`UPDATE messages SET lease_owner = NULL, lease_expires_at = NULL, updated_at = ? WHERE state = 'queued' AND ${where}`, [
         now,
@@ -805,10 +902,46 @@ export class Storage {
   async purgeHistory(before: number): Promise<{ messages: number; events: number }> {
     return this.db.tx(async (tx) => {
       const finals = FINAL_STATES.map(() => '?').join(',');
-      const messages = await tx.run(`DELETE FROM messages WHERE state IN (${finals}) AND updated_at < ?`, [...FINAL_STATES, before]);
+      // A message whose callback is still due stays until the callback is done with.
+      const messages = await tx.run(`DELETE FROM messages WHERE state IN (${finals}) AND updated_at < ? AND callback_due IS NULL`, [...FINAL_STATES, before]);
       const events = await tx.run('DELETE FROM events WHERE at < ?', [before]);
+      // Expired web sessions have no use.
+      await tx.run('DELETE FROM tokens WHERE expires_at IS NOT NULL AND expires_at < ?', [before]);
       return { messages: messages.changes, events: events.changes };
     });
+  }
+
+  // ---- the callback outbox
+
+  /** Messages whose callback is due, oldest first. */
+  async dueCallbacks(now: number, limit: number): Promise<Message[]> {
+    const rows = await this.db.all<Row>(
+      `SELECT * FROM messages WHERE callback_due IS NOT NULL AND callback_due <= ? ORDER BY callback_due, id LIMIT ${Math.max(1, Math.floor(limit))}`,
+      [now],
+    );
+    return rows.map(toMessage);
+  }
+
+  /**
+   * Takes a due callback for this process until `leaseUntil` (another process, or a retry after a crash, finds it
+   * again then); false when someone else took it or a state change made it due anew.
+   */
+  async claimCallback(id: number, due: number, leaseUntil: number): Promise<boolean> {
+    return (await this.db.run('UPDATE messages SET callback_due = ? WHERE id = ? AND callback_due = ?', [leaseUntil, id, due])).changes === 1;
+  }
+
+  /** The receiver took the callback for `state`; unless the state moved on meanwhile, nothing more is due. */
+  async callbackDone(id: number, state: MessageState): Promise<void> {
+    await this.db.run(
+      `UPDATE messages SET callback_due = CASE WHEN state = ? THEN NULL ELSE callback_due END, notified_state = ?, callback_attempts = 0, callback_error = NULL
+       WHERE id = ?`,
+      [state, state, id],
+    );
+  }
+
+  /** A callback attempt failed: try again at `retryAt`, or give up (null). */
+  async callbackFailed(id: number, error: string, retryAt: number | null): Promise<void> {
+    await this.db.run('UPDATE messages SET callback_attempts = callback_attempts + 1, callback_error = ?, callback_due = ? WHERE id = ?', [error, retryAt, id]);
   }
 
   // ---- quota

@@ -5,6 +5,7 @@
 # - socat: makes the simulator's pseudo-terminals.
 # - mariadb-server: the storage conformance suite runs against a throw-away MariaDB on 127.0.0.1.
 # - openssh-server: remote boxes are tested against a real sshd on 127.0.0.1.
+# - chromium: the web pages are tested in a real headless browser (driven by playwright-core).
 # Nothing is skipped for a missing tool: without root to install it, this fails and says what to install.
 set -eu
 
@@ -14,6 +15,7 @@ command -v gammu >/dev/null 2>&1 || missing="$missing gammu"
 command -v socat >/dev/null 2>&1 || missing="$missing socat"
 [ -x /usr/sbin/mariadbd ] || missing="$missing mariadb-server"
 [ -x /usr/sbin/sshd ] || missing="$missing openssh-server"
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
 
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$node_major" -lt 20 ]; then
@@ -36,3 +38,4 @@ command -v gammu >/dev/null
 command -v socat >/dev/null
 [ -x /usr/sbin/mariadbd ]
 [ -x /usr/sbin/sshd ]
+[ -x /usr/bin/chromium ]

@@ -1,0 +1,368 @@
+/**
+ * The JSON API under /api/v1 (described in /api/v1/openapi.json): messages (send, look up, list, cancel), SIMs and
+ * channels, and for admins SIM settings, users and tokens; plus the web pages' session (login and logout).
+ * Routes stay thin: read and check the parameters, call storage or the dispatcher, answer with the shared views.
+ */
+import { Router } from 'express';
+import { ErrorCodes, SmsgateError } from '../modem/errors.js';
+import { billingPeriod, parseClock } from '../scheduler/rules.js';
+import type { Message, MessageState, Role, Sim, SimSettings, Storage, User } from '../sql/storage.js';
+import { hashPassword, newToken, passwordProblem, tokenHash } from './auth.js';
+import { type Services, clientAddress, objectBody, pathId, requireAdmin, requireUser, sessionToken, setSessionCookie } from './http.js';
+import { openApiDocument } from './openapi.js';
+import { bad, findSim, messageView, optBool, optInt, optString, optTime, prepareSend, reqString, simMap } from './requests.js';
+
+const STATES: MessageState[] = ['queued', 'sending', 'sent', 'delivered', 'undelivered', 'failed', 'cancelled', 'unknown'];
+const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+
+/** Stores a prepared request and wakes the dispatcher; the answer every send endpoint builds on. */
+export async function enqueueRequest(
+  services: Services,
+  user: User,
+  request: Parameters<typeof prepareSend>[0],
+  source: string,
+): Promise<{ messages: Message[]; duplicate: boolean }> {
+  const prepared = await prepareSend(request, user, source, services.config.send, services.storage);
+  const result = await services.storage.enqueue(prepared.items);
+  if (!result.duplicate) services.dispatcher?.wake();
+  return result;
+}
+
+function userView(u: User): Record<string, unknown> {
+  return { id: u.id, name: u.name, role: u.role, disabled: u.disabled, created_at: iso(u.createdAt) };
+}
+
+/** The SIMs a user may see and send through: their own, or every SIM for an admin. */
+async function visibleSims(storage: Storage, user: User): Promise<Sim[]> {
+  return user.role === 'admin' ? storage.listSims() : storage.simsOfUser(user.id);
+}
+
+async function simView(storage: Storage, sim: Sim, forAdmin: boolean, now: number): Promise<Record<string, unknown>> {
+  const period = billingPeriod(sim.billingDay, now);
+  const usage = await storage.usage(sim.id, period);
+  const view: Record<string, unknown> = {
+    id: sim.id,
+    imsi: sim.imsi,
+    iccid: sim.iccid,
+    number: sim.number,
+    label: sim.label,
+    operator: sim.operator,
+    enabled: sim.enabled,
+    monthly_quota: sim.monthlyQuota,
+    billing_day: sim.billingDay,
+    period,
+    quota_used: usage.used,
+    quota_reserved: usage.reserved,
+    quota_left: sim.monthlyQuota === null ? null : Math.max(0, sim.monthlyQuota - usage.used - usage.reserved),
+    pacing_ms: sim.pacingMs,
+    quiet_start: sim.quietStart,
+    quiet_end: sim.quietEnd,
+    balance: sim.balance,
+    balance_at: iso(sim.balanceAt),
+    last_sent_at: iso(sim.lastSentAt),
+  };
+  if (forAdmin) view.owners = await storage.simOwners(sim.id);
+  return view;
+}
+
+/** Reads a message the caller may see (their own; any for an admin), or 404. */
+async function ownMessage(storage: Storage, user: User, idText: unknown): Promise<Message> {
+  const id = pathId(idText, 'message');
+  const m = await storage.getMessage(id);
+  if (!m || (user.role !== 'admin' && m.userId !== user.id)) throw new SmsgateError(ErrorCodes.NotFound, `no message ${id}`, 'id');
+  return m;
+}
+
+const USER_NAME = /^[A-Za-z0-9._@-]{1,64}$/;
+
+export function checkUserName(name: string): void {
+  if (!USER_NAME.test(name)) throw bad('a user name has 1 to 64 letters, digits, dots, dashes, underscores or @', 'name');
+}
+
+function parseRole(value: unknown): Role | undefined {
+  const role = optString(value, 'role');
+  if (role === undefined) return undefined;
+  if (role !== 'admin' && role !== 'user') throw bad('role must be "admin" or "user"', 'role');
+  return role;
+}
+
+/** Refuses to leave the gateway without an enabled admin. */
+async function keepAnAdmin(storage: Storage, target: User, patch: { role?: Role; disabled?: boolean }): Promise<void> {
+  const losesAdmin = target.role === 'admin' && !target.disabled && (patch.role === 'user' || patch.disabled === true);
+  if (!losesAdmin) return;
+  const others = (await storage.listUsers()).filter((u) => u.id !== target.id && u.role === 'admin' && !u.disabled);
+  if (others.length === 0) throw new SmsgateError(ErrorCodes.Conflict, `${target.name} is the last enabled admin`, 'role');
+}
+
+/** Reads SIM settings from a PATCH body. */
+async function simPatch(storage: Storage, body: Record<string, unknown>): Promise<{ settings: SimSettings; owners?: number[] }> {
+  const known = ['label', 'monthly_quota', 'billing_day', 'pacing_ms', 'quiet_start', 'quiet_end', 'enabled', 'owners'];
+  for (const key of Object.keys(body)) if (!known.includes(key)) throw bad(`unknown field "${key.slice(0, 40)}" (known: ${known.join(', ')})`, key.slice(0, 40));
+  const settings: SimSettings = {};
+  if ('label' in body) {
+    const label = body.label === null ? null : optString(body.label, 'label');
+    if (label !== null && label !== undefined && label.length > 64) throw bad('label has at most 64 characters', 'label');
+    settings.label = label || null;
+  }
+  if ('monthly_quota' in body) settings.monthlyQuota = body.monthly_quota === null ? null : (optInt(body.monthly_quota, 'monthly_quota', 0, 10_000_000) ?? null);
+  if ('billing_day' in body) settings.billingDay = optInt(body.billing_day, 'billing_day', 1, 28);
+  if ('pacing_ms' in body) settings.pacingMs = optInt(body.pacing_ms, 'pacing_ms', 0, 86_400_000);
+  for (const key of ['quiet_start', 'quiet_end'] as const) {
+    if (!(key in body)) continue;
+    const value = body[key] === null || body[key] === '' ? null : optString(body[key], key)!;
+    if (value !== null && parseClock(value) === null) throw bad(`${key} must be a time "HH:MM" (24 h) or null`, key);
+    settings[key === 'quiet_start' ? 'quietStart' : 'quietEnd'] = value;
+  }
+  if ('enabled' in body) settings.enabled = optBool(body.enabled, 'enabled');
+  let owners: number[] | undefined;
+  if ('owners' in body) {
+    if (!Array.isArray(body.owners)) throw bad('owners must be an array of user ids or names', 'owners');
+    owners = [];
+    for (const ref of body.owners as unknown[]) {
+      const text = optString(ref, 'owners');
+      const user = text === undefined ? null : /^\d+$/.test(text) ? await storage.getUser(Number(text)) : await storage.getUserByName(text);
+      if (!user) throw new SmsgateError(ErrorCodes.NotFound, `no user "${String(text).slice(0, 64)}"`, 'owners');
+      owners.push(user.id);
+    }
+  }
+  return { settings, owners };
+}
+
+export function apiRouter(services: Services): Router {
+  const { storage, config, auth } = services;
+  const router = Router();
+
+  router.get('/openapi.json', (_req, res) => {
+    res.json(openApiDocument());
+  });
+
+  // ---- the web pages' session
+
+  router.post('/session', async (req, res) => {
+    const body = objectBody(req);
+    const login = reqString(body.login ?? body.name, 'login', 'the login');
+    const password = reqString(body.password, 'password', 'the password');
+    const { user } = await auth.password(login, password, clientAddress(req));
+    const session = await auth.startSession(user);
+    setSessionCookie(req, res, session.token, session.expiresAt);
+    res.json({ user: userView(user), expires_at: iso(session.expiresAt) });
+  });
+
+  router.get('/session', async (req, res) => {
+    const { user, via } = await requireUser(req, services);
+    res.json({ user: userView(user), via });
+  });
+
+  router.delete('/session', async (req, res) => {
+    const token = sessionToken(req);
+    if (token) await auth.endSession(token);
+    setSessionCookie(req, res, null);
+    res.json({ ok: true });
+  });
+
+  // ---- messages
+
+  router.post('/messages', async (req, res) => {
+    const { user, via } = await requireUser(req, services);
+    const b = objectBody(req);
+    const known = ['to', 'text', 'flash', 'replace_id', 'report', 'attempts', 'priority', 'send_at', 'sim', 'msg_id', 'callback_url'];
+    for (const key of Object.keys(b)) if (!known.includes(key)) throw bad(`unknown field "${key.slice(0, 40)}" (known: ${known.join(', ')})`, key.slice(0, 40));
+    const result = await enqueueRequest(
+      services,
+      user,
+      {
+        to: b.to,
+        text: b.text,
+        flash: b.flash,
+        replaceId: b.replace_id,
+        report: b.report,
+        attempts: b.attempts,
+        priority: b.priority,
+        sendAt: b.send_at,
+        sim: b.sim,
+        msgId: b.msg_id,
+        callbackUrl: b.callback_url,
+        fields: { replaceId: 'replace_id', sendAt: 'send_at', msgId: 'msg_id', callbackUrl: 'callback_url' },
+      },
+      via === 'session' ? 'web' : 'api',
+    );
+    const sims = await simMap(storage);
+    res.status(result.duplicate ? 200 : 201).json({ duplicate: result.duplicate, messages: result.messages.map((m) => messageView(m, sims)) });
+  });
+
+  router.get('/messages/:id', async (req, res) => {
+    const { user } = await requireUser(req, services);
+    const m = await ownMessage(storage, user, req.params.id);
+    res.json(messageView(m, await simMap(storage)));
+  });
+
+  router.get('/messages', async (req, res) => {
+    const { user } = await requireUser(req, services);
+    const q = req.query;
+    const state = optString(q.state, 'state');
+    if (state !== undefined && !STATES.includes(state as MessageState)) throw bad(`state must be one of ${STATES.join(', ')}`, 'state');
+    const limit = optInt(q.limit, 'limit', 1, 1000) ?? 50;
+    let userId: number | undefined = user.id;
+    if (user.role === 'admin') userId = optInt(q.user_id, 'user_id', 1, Number.MAX_SAFE_INTEGER);
+    const to = optString(q.to, 'to');
+    const messages = await storage.listMessages({
+      userId,
+      state: state as MessageState | undefined,
+      recipientContains: to?.replace(/[\s\-().]/g, '') || undefined,
+      since: optTime(q.since, 'since'),
+      until: optTime(q.until, 'until'),
+      beforeId: optInt(q.before, 'before', 1, Number.MAX_SAFE_INTEGER),
+      limit: limit + 1,
+    });
+    const page = messages.slice(0, limit);
+    const sims = await simMap(storage);
+    res.json({ messages: page.map((m) => messageView(m, sims)), next_before: messages.length > limit ? page[page.length - 1]!.id : null });
+  });
+
+  router.delete('/messages/:id', async (req, res) => {
+    const { user } = await requireUser(req, services);
+    const m = await ownMessage(storage, user, req.params.id);
+    if (!(await storage.cancelMessage(m.id))) {
+      const now = (await storage.getMessage(m.id))!;
+      throw new SmsgateError(ErrorCodes.Conflict, `message ${m.id} is ${now.state}${now.state === 'queued' ? ' and about to be sent' : ''}: only a queued message can be cancelled`, 'id');
+    }
+    res.json(messageView((await storage.getMessage(m.id))!, await simMap(storage)));
+  });
+
+  // ---- SIMs and channels
+
+  router.get('/sims', async (req, res) => {
+    const { user } = await requireUser(req, services);
+    const now = Date.now();
+    const sims = await visibleSims(storage, user);
+    res.json({ sims: await Promise.all(sims.map((s) => simView(storage, s, user.role === 'admin', now))) });
+  });
+
+  router.patch('/sims/:id', async (req, res) => {
+    const { user } = await requireUser(req, services);
+    requireAdmin(user);
+    const sim = await findSim(storage, req.params.id, 'id');
+    const { settings, owners } = await simPatch(storage, objectBody(req));
+    const updated = await storage.updateSim(sim.id, settings);
+    if (owners) await storage.setSimOwners(sim.id, owners);
+    await storage.logEvent({ kind: 'sim.settings', simId: sim.id, detail: { by: user.name, settings, owners } });
+    await services.dispatcher?.settingsChanged();
+    res.json(await simView(storage, updated, true, Date.now()));
+  });
+
+  router.get('/channels', async (req, res) => {
+    const { user } = await requireUser(req, services);
+    const now = Date.now();
+    const sims = new Map((await visibleSims(storage, user)).map((s) => [s.id, s]));
+    const live = new Map((services.dispatcher?.channels ?? []).map((slot) => [slot.channelId, slot]));
+    const boxes = new Map((await storage.listBoxes()).map((b) => [b.id, b.name]));
+    const out: Record<string, unknown>[] = [];
+    for (const c of await storage.listChannels()) {
+      const sim = c.simId === null ? undefined : sims.get(c.simId);
+      if (!sim && user.role !== 'admin') continue;
+      const slot = live.get(c.id);
+      const period = sim ? billingPeriod(sim.billingDay, now) : null;
+      const usage = sim && period ? await storage.usage(sim.id, period) : null;
+      out.push({
+        id: c.id,
+        port: c.port,
+        box: c.boxId === 0 ? null : (boxes.get(c.boxId) ?? c.boxId),
+        imei: c.imei,
+        sim: sim ? { id: sim.id, number: sim.number, label: sim.label, operator: sim.operator } : null,
+        attached: slot !== undefined,
+        healthy: slot ? slot.healthy : c.healthy,
+        busy: slot?.busy ?? false,
+        signal_dbm: c.signalDbm,
+        operator: c.operator,
+        registration: c.registration,
+        last_error: c.lastError,
+        last_seen_at: iso(c.lastSeenAt),
+        quota_used: usage ? usage.used : null,
+        quota_left: sim && usage ? (sim.monthlyQuota === null ? null : Math.max(0, sim.monthlyQuota - usage.used - usage.reserved)) : null,
+      });
+    }
+    res.json({ channels: out });
+  });
+
+  // ---- users (admins) and tokens
+
+  router.get('/users', async (req, res) => {
+    const { user } = await requireUser(req, services);
+    requireAdmin(user);
+    res.json({ users: (await storage.listUsers()).map(userView) });
+  });
+
+  router.post('/users', async (req, res) => {
+    const { user } = await requireUser(req, services);
+    requireAdmin(user);
+    const body = objectBody(req);
+    const name = reqString(body.name, 'name', 'the name');
+    checkUserName(name);
+    const password = reqString(body.password, 'password', 'the password');
+    const problem = passwordProblem(password);
+    if (problem) throw bad(problem, 'password');
+    const created = await storage.createUser({ name, passwordHash: await hashPassword(password, config.auth.bcryptCost), role: parseRole(body.role) ?? 'user' });
+    await storage.logEvent({ kind: 'user.created', detail: { by: user.name, name, role: created.role } });
+    res.status(201).json(userView(created));
+  });
+
+  router.patch('/users/:id', async (req, res) => {
+    const { user } = await requireUser(req, services);
+    requireAdmin(user);
+    const target = await storage.getUser(pathId(req.params.id, 'user'));
+    if (!target) throw new SmsgateError(ErrorCodes.NotFound, `no user ${req.params.id}`, 'id');
+    const body = objectBody(req);
+    const patch: { passwordHash?: string; role?: Role; disabled?: boolean } = { role: parseRole(body.role), disabled: optBool(body.disabled, 'disabled') };
+    const password = optString(body.password, 'password');
+    if (password !== undefined) {
+      const problem = passwordProblem(password);
+      if (problem) throw bad(problem, 'password');
+      patch.passwordHash = await hashPassword(password, config.auth.bcryptCost);
+    }
+    await keepAnAdmin(storage, target, patch);
+    const updated = await storage.updateUser(target.id, patch);
+    await storage.logEvent({ kind: 'user.updated', detail: { by: user.name, name: target.name, role: patch.role, disabled: patch.disabled, password: password !== undefined } });
+    res.json(userView(updated));
+  });
+
+  router.get('/tokens', async (req, res) => {
+    const { user } = await requireUser(req, services);
+    const forUser = user.role === 'admin' ? (optInt(req.query.user_id, 'user_id', 1, Number.MAX_SAFE_INTEGER) ?? user.id) : user.id;
+    const tokens = (await storage.listTokens(forUser)).filter((t) => t.expiresAt === null);
+    res.json({
+      tokens: tokens.map((t) => ({ id: t.id, user_id: t.userId, label: t.label, created_at: iso(t.createdAt), last_used_at: iso(t.lastUsedAt), revoked_at: iso(t.revokedAt) })),
+    });
+  });
+
+  router.post('/tokens', async (req, res) => {
+    const { user } = await requireUser(req, services);
+    const body = objectBody(req);
+    const label = optString(body.label, 'label') ?? null;
+    if (label !== null && label.length > 64) throw bad('label has at most 64 characters', 'label');
+    let owner = user;
+    const forUser = optInt(body.user_id, 'user_id', 1, Number.MAX_SAFE_INTEGER);
+    if (forUser !== undefined && forUser !== user.id) {
+      requireAdmin(user);
+      const target = await storage.getUser(forUser);
+      if (!target) throw new SmsgateError(ErrorCodes.NotFound, `no user ${forUser}`, 'user_id');
+      owner = target;
+    }
+    const token = newToken();
+    const stored = await storage.createToken(owner.id, tokenHash(token), label);
+    await storage.logEvent({ kind: 'token.created', detail: { by: user.name, for: owner.name, id: stored.id, label } });
+    res.status(201).json({ id: stored.id, user_id: owner.id, label, token, note: 'the token is shown once; store it now' });
+  });
+
+  router.delete('/tokens/:id', async (req, res) => {
+    const { user } = await requireUser(req, services);
+    const id = pathId(req.params.id, 'token');
+    const token = await storage.getToken(id);
+    if (!token || token.expiresAt !== null || (user.role !== 'admin' && token.userId !== user.id)) throw new SmsgateError(ErrorCodes.NotFound, `no token ${id}`, 'id');
+    await storage.revokeToken(id);
+    await storage.logEvent({ kind: 'token.revoked', detail: { by: user.name, id } });
+    res.json({ id, revoked: true });
+  });
+
+  return router;
+}
+

@@ -1,0 +1,139 @@
+/**
+ * Callbacks: when a message with a `callback_url` changes to a state worth reporting (sent, failed, unknown,
+ * cancelled; delivered and undelivered with delivery reports), its row is marked due in the same statement as the
+ * change (sql/storage.ts), and this worker POSTs the message's state there as JSON, signed:
+ *
+ *   X-Smsgate-Timestamp: <unix seconds>
+ *   X-Smsgate-Signature: sha256=<hex HMAC-SHA256 of "<timestamp>.<body>" under the callbacks secret>
+ *
+ * A 2xx answer is success. Anything else (an error status, a refused connection, a timeout) is retried after 10 s,
+ * doubling up to 1 h, up to the configured attempts; the outbox is the messages table, so a restart loses nothing.
+ * Several gateway processes on one database take each callback under a short lease, so one posts it. A state that
+ * changes again before its callback went out is reported once, as the newer state.
+ */
+import { createHmac } from 'node:crypto';
+import cron, { type ScheduledTask } from 'node-cron';
+import type { Message, Storage } from '../sql/storage.js';
+import { messageView, simMap } from './requests.js';
+
+export interface CallbackOptions {
+  storage: Storage;
+  secret: string;
+  maxAttempts: number;
+  timeoutMs: number;
+  /** First retry delay (default 10 s); doubles per attempt up to maxDelayMs (default 1 h). */
+  baseDelayMs?: number;
+  maxDelayMs?: number;
+  log?: (line: string) => void;
+  clock?: () => number;
+  /** Start the once-a-second tick (default true; tests drive runOnce). */
+  cron?: boolean;
+}
+
+/** The signature header's value for a body sent at `timestamp` (unix seconds). */
+export function signature(secret: string, timestamp: string, body: string): string {
+  return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
+}
+
+/** What an A2P client expects to hear: its msg_id and a status word. */
+function a2pBody(m: Message): Record<string, unknown> {
+  return {
+    msg_id: m.clientMsgId ?? String(m.id),
+    id: m.id,
+    to: m.recipient,
+    status: m.state,
+    status_code: m.errorCode,
+    description: m.state === 'failed' || m.state === 'undelivered' || m.state === 'unknown' ? (m.errorText ?? m.reason) : m.state,
+    parts: m.parts,
+    time: new Date(m.updatedAt).toISOString(),
+  };
+}
+
+export class CallbackWorker {
+  private task: ScheduledTask | null = null;
+  private running: Promise<void> | null = null;
+  private readonly clock: () => number;
+  private readonly log: (line: string) => void;
+  private stopped = false;
+
+  constructor(private readonly options: CallbackOptions) {
+    this.clock = options.clock ?? Date.now;
+    this.log = options.log ?? (() => undefined);
+  }
+
+  start(): void {
+    if (this.options.cron === false) return;
+    this.task = cron.schedule('* * * * * *', () => this.wake(), { noOverlap: true, name: 'callbacks' });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.task?.stop();
+    await this.running;
+  }
+
+  /** Posts what is due now (one pass at a time). */
+  wake(): Promise<void> {
+    if (this.stopped) return Promise.resolve();
+    this.running ??= this.runOnce().finally(() => {
+      this.running = null;
+    });
+    return this.running;
+  }
+
+  /** One pass: every due callback, a few at a time. Resolves to the number posted successfully. */
+  async runOnce(): Promise<void> {
+    const now = this.clock();
+    const due = await this.options.storage.dueCallbacks(now, 50);
+    if (due.length === 0) return;
+    const sims = await simMap(this.options.storage);
+    const queue = [...due];
+    const workers = Array.from({ length: Math.min(4, queue.length) }, async () => {
+      for (let m = queue.shift(); m; m = queue.shift()) await this.deliver(m, sims);
+    });
+    await Promise.all(workers);
+  }
+
+  private async deliver(m: Message, sims: Awaited<ReturnType<typeof simMap>>): Promise<void> {
+    const { storage, timeoutMs } = this.options;
+    const now = this.clock();
+    // Held for longer than one try can take; a crash mid-post lets it come due again then.
+    if (!(await storage.claimCallback(m.id, m.callbackDue!, now + timeoutMs + 30_000))) return;
+    const body = JSON.stringify(m.source === 'a2p' ? a2pBody(m) : { event: `message.${m.state}`, message: messageView(m, sims) });
+    const timestamp = String(Math.floor(now / 1000));
+    let problem: string;
+    try {
+      const response = await fetch(m.callbackUrl!, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'smsgate-callback',
+          'x-smsgate-event': `message.${m.state}`,
+          'x-smsgate-timestamp': timestamp,
+          'x-smsgate-signature': signature(this.options.secret, timestamp, body),
+        },
+        body,
+        redirect: 'manual',
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      await response.arrayBuffer().catch(() => undefined);
+      if (response.ok) {
+        await storage.callbackDone(m.id, m.state);
+        return;
+      }
+      problem = `the receiver answered ${response.status}`;
+    } catch (error) {
+      const cause = (error as { cause?: { message?: string } }).cause?.message;
+      problem = (error as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : `${(error as Error).message}${cause ? `: ${cause}` : ''}`;
+    }
+    const attempt = m.callbackAttempts + 1;
+    if (attempt >= this.options.maxAttempts) {
+      await storage.callbackFailed(m.id, `${problem}; gave up after ${attempt} attempt(s)`, null);
+      await storage.logEvent({ kind: 'callback.failed', messageId: m.id, detail: { url: m.callbackUrl, error: problem, attempts: attempt } });
+      this.log(`callback for message ${m.id} given up after ${attempt} attempt(s): ${problem}`);
+      return;
+    }
+    const delay = Math.min((this.options.baseDelayMs ?? 10_000) * 2 ** (attempt - 1), this.options.maxDelayMs ?? 3_600_000);
+    await storage.callbackFailed(m.id, problem, this.clock() + delay);
+  }
+}

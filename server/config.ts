@@ -1,0 +1,243 @@
+/**
+ * The gateway's configuration: one TOML file (`--config FILE`, or SMSGATE_CONFIG), every key documented below,
+ * environment overrides for containers, command-line flags over both. An unknown key, a value of the wrong type or
+ * out of range is an error at start-up that names the key and where it came from: a typo never passes silently.
+ *
+ * The documentation of each key lives here, once: `smsgate config example` prints the commented file from it.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseToml, TomlError } from 'smol-toml';
+import { ErrorCodes, SmsgateError } from '../modem/errors.js';
+
+type Kind = 'string' | 'int' | 'bool' | 'strings';
+type Value = string | number | boolean | string[];
+
+interface KeySpec {
+  kind: Kind;
+  default: Value;
+  doc: string;
+  min?: number;
+  max?: number;
+  /** Allowed values of a string. */
+  oneOf?: string[];
+}
+
+/** Sections and their keys; "" is the top level. */
+const SCHEMA: Record<string, Record<string, KeySpec>> = {
+  '': {
+    data_dir: { kind: 'string', default: './data', doc: 'Where the SQLite database, the simulator and other state live.' },
+    db: {
+      kind: 'string',
+      default: '',
+      doc: 'The database: "sqlite:/path/file.db" or "mysql://user:password@host:3306/smsgate".\nEmpty: SQLite in data_dir (smsgate.db).',
+    },
+    listen: { kind: 'string', default: '0.0.0.0:8080', doc: 'HOST:PORT the HTTP API and the web pages listen on.' },
+    trust_proxy: {
+      kind: 'bool',
+      default: false,
+      doc: 'Behind a reverse proxy (nginx): take the client address from X-Forwarded-For (rate limits use it).',
+    },
+  },
+  send: {
+    default_country_code: {
+      kind: 'string',
+      default: '',
+      doc: 'Country calling code for national numbers, e.g. "7" (8 916 123-45-67 -> +79161234567) or "49".\nEmpty: national numbers are sent as they are written (type "national").',
+    },
+    max_recipients: { kind: 'int', default: 10000, min: 1, max: 1_000_000, doc: 'The most recipients one request may name.' },
+    max_text_length: { kind: 'int', default: 2000, min: 1, max: 39015, doc: 'The longest text, in characters.' },
+    default_attempts: { kind: 'int', default: 3, min: 1, max: 20, doc: 'Attempts per message when a request does not say.' },
+    max_attempts: { kind: 'int', default: 10, min: 1, max: 100, doc: 'The most attempts a request may ask for.' },
+  },
+  auth: {
+    max_failures: {
+      kind: 'int',
+      default: 10,
+      min: 1,
+      max: 10_000,
+      doc: 'Failed logins allowed per client address, and per user name, within failure_window_s;\nafter that the address (or name) gets 429 until the window passes.',
+    },
+    failure_window_s: { kind: 'int', default: 900, min: 1, max: 86_400, doc: 'The window of max_failures, in seconds.' },
+    session_hours: { kind: 'int', default: 12, min: 1, max: 24 * 90, doc: 'How long a web login lasts.' },
+    bcrypt_cost: { kind: 'int', default: 10, min: 4, max: 15, doc: 'bcrypt cost of new password hashes (each +1 doubles the work).' },
+  },
+  dispatch: {
+    on_unknown: {
+      kind: 'string',
+      default: 'hold',
+      oneOf: ['hold', 'resend'],
+      doc: 'A message cut off mid-send (its fate unknown): "hold" it for a resend on request,\nor "resend" it at once (the recipient may get it twice).',
+    },
+    retention_days: { kind: 'int', default: 90, min: 0, max: 36_500, doc: 'Days of finished messages and events to keep (0 = for ever).' },
+  },
+  callbacks: {
+    secret: {
+      kind: 'string',
+      default: '',
+      doc: 'HMAC-SHA256 key that signs callbacks (X-Smsgate-Signature).\nEmpty: one is generated once and kept in the database (`smsgate config secret` shows it).',
+    },
+    max_attempts: { kind: 'int', default: 10, min: 1, max: 100, doc: 'Tries per callback before it is given up (back-off 10 s, doubling, at most 1 h).' },
+    timeout_ms: { kind: 'int', default: 10_000, min: 100, max: 120_000, doc: 'How long a receiver may take to answer.' },
+  },
+  modems: {
+    globs: {
+      kind: 'strings',
+      default: ['/dev/ttyUSB*', '/dev/ttyACM*', '/dev/serial/by-id/*'],
+      doc: 'Ports to probe for modems.',
+    },
+    pin: { kind: 'string', default: '', doc: "The SIMs' PIN, when they ask for one." },
+    lock_dir: { kind: 'string', default: '/var/lock', doc: 'UUCP lock files, shared with Gammu and minicom.' },
+  },
+  simulate: {
+    modems: { kind: 'int', default: 0, min: 0, max: 64, doc: 'Run this many simulated modems instead of probing (0 = use real modems).' },
+    latency_ms: { kind: 'int', default: 2000, min: 0, max: 600_000, doc: "The simulated network's time per message part." },
+  },
+};
+
+export interface Config {
+  dataDir: string;
+  db: string;
+  listen: string;
+  trustProxy: boolean;
+  send: { defaultCountryCode: string; maxRecipients: number; maxTextLength: number; defaultAttempts: number; maxAttempts: number };
+  auth: { maxFailures: number; failureWindowS: number; sessionHours: number; bcryptCost: number };
+  dispatch: { onUnknown: 'hold' | 'resend'; retentionDays: number };
+  callbacks: { secret: string; maxAttempts: number; timeoutMs: number };
+  modems: { globs: string[]; pin: string; lockDir: string };
+  simulate: { modems: number; latencyMs: number };
+}
+
+const camel = (key: string) => key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+
+function fail(message: string, key: string): never {
+  throw new SmsgateError(ErrorCodes.BadMessage, message, key);
+}
+
+/** Checks one value against its key's spec; `raw` strings (environment) are converted first. */
+function checkValue(spec: KeySpec, value: unknown, name: string, where: string, raw: boolean): Value {
+  let v = value;
+  if (raw && typeof v === 'string') {
+    if (spec.kind === 'int') v = /^-?\d+$/.test(v.trim()) ? Number(v.trim()) : v;
+    else if (spec.kind === 'bool') v = /^(1|true|yes|on)$/i.test(v) ? true : /^(0|false|no|off)$/i.test(v) ? false : v;
+    else if (spec.kind === 'strings') v = v.split(/[,\s]+/).filter(Boolean);
+  }
+  switch (spec.kind) {
+    case 'string':
+      if (typeof v !== 'string') fail(`${where}: ${name} must be a string`, name);
+      if (spec.oneOf && !spec.oneOf.includes(v)) fail(`${where}: ${name} must be one of ${spec.oneOf.join(', ')} (not "${v}")`, name);
+      return v;
+    case 'int':
+      if (typeof v !== 'number' || !Number.isInteger(v)) fail(`${where}: ${name} must be a whole number`, name);
+      if ((spec.min !== undefined && v < spec.min) || (spec.max !== undefined && v > spec.max)) {
+        fail(`${where}: ${name} must be between ${spec.min} and ${spec.max} (not ${v})`, name);
+      }
+      return v;
+    case 'bool':
+      if (typeof v !== 'boolean') fail(`${where}: ${name} must be true or false`, name);
+      return v;
+    case 'strings':
+      if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) fail(`${where}: ${name} must be a list of strings`, name);
+      return v as string[];
+  }
+}
+
+/** The environment variable of a key: SMSGATE_LISTEN, SMSGATE_SEND_MAX_RECIPIENTS, … */
+export function envName(section: string, key: string): string {
+  return `SMSGATE_${section ? `${section}_` : ''}${key}`.toUpperCase();
+}
+
+/**
+ * The configuration from the defaults, the file (when given), then the environment. Throws SmsgateError naming the
+ * key for an unknown key or a bad value.
+ */
+export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } = {}): Config {
+  const values: Record<string, Record<string, Value>> = {};
+  for (const [section, keys] of Object.entries(SCHEMA)) {
+    values[section] = Object.fromEntries(Object.entries(keys).map(([k, spec]) => [k, spec.default]));
+  }
+  if (options.file) {
+    let text: string;
+    try {
+      text = readFileSync(options.file, 'utf8');
+    } catch (error) {
+      throw new SmsgateError(ErrorCodes.BadMessage, `cannot read the config file ${options.file}: ${(error as Error).message}`, 'config');
+    }
+    let doc: Record<string, unknown>;
+    try {
+      doc = parseToml(text) as Record<string, unknown>;
+    } catch (error) {
+      const where = error instanceof TomlError ? ` (line ${error.line}, column ${error.column})` : '';
+      throw new SmsgateError(ErrorCodes.BadMessage, `${options.file}${where}: not valid TOML: ${(error as Error).message.split('\n')[0]}`, 'config');
+    }
+    for (const [name, value] of Object.entries(doc)) {
+      const top = SCHEMA['']![name];
+      if (top) {
+        values['']![name] = checkValue(top, value, name, options.file, false);
+        continue;
+      }
+      const section = SCHEMA[name];
+      if (!section || name === '') fail(`${options.file}: unknown key "${name}" (see smsgate config example)`, name);
+      if (typeof value !== 'object' || value === null || Array.isArray(value)) fail(`${options.file}: [${name}] must be a section`, name);
+      for (const [key, v] of Object.entries(value as Record<string, unknown>)) {
+        const spec = section[key];
+        if (!spec) fail(`${options.file}: unknown key "${name}.${key}" (see smsgate config example)`, `${name}.${key}`);
+        values[name]![key] = checkValue(spec, v, `${name}.${key}`, options.file, false);
+      }
+    }
+  }
+  const env = options.env ?? process.env;
+  for (const [section, keys] of Object.entries(SCHEMA)) {
+    for (const [key, spec] of Object.entries(keys)) {
+      const name = envName(section, key);
+      const v = env[name];
+      if (v !== undefined) values[section]![key] = checkValue(spec, v, section ? `${section}.${key}` : key, `environment ${name}`, true);
+    }
+  }
+  const top = values['']!;
+  const shape = (section: string) => Object.fromEntries(Object.entries(values[section]!).map(([k, v]) => [camel(k), v]));
+  return {
+    dataDir: top.data_dir as string,
+    db: top.db as string,
+    listen: top.listen as string,
+    trustProxy: top.trust_proxy as boolean,
+    send: shape('send') as Config['send'],
+    auth: shape('auth') as Config['auth'],
+    dispatch: shape('dispatch') as Config['dispatch'],
+    callbacks: shape('callbacks') as Config['callbacks'],
+    modems: shape('modems') as Config['modems'],
+    simulate: shape('simulate') as Config['simulate'],
+  };
+}
+
+/** The defaults, as a config object (tests, the bare server). */
+export function defaultConfig(): Config {
+  return loadConfig({ env: {} });
+}
+
+/** "HOST:PORT", "[IPv6]:PORT" or "PORT" alone (all interfaces) -> its parts. */
+export function parseListen(text: string): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(text.trim()) ?? /^()()(\d{1,5})$/.exec(text.trim());
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535) throw new SmsgateError(ErrorCodes.BadMessage, `listen takes HOST:PORT (e.g. 0.0.0.0:8080, [::1]:8080), got "${text}"`, 'listen');
+  return { host: m[1] || m[2] || '0.0.0.0', port };
+}
+
+/** The commented example file, every key with its default. */
+export function exampleConfig(): string {
+  const lines = [
+    '# smsgate configuration (TOML). Every key is optional; the value shown is the default.',
+    '# Each key can also be set in the environment: SMSGATE_<SECTION>_<KEY>, e.g. SMSGATE_LISTEN,',
+    '# SMSGATE_SEND_DEFAULT_COUNTRY_CODE=7. Command-line flags win over both. Unknown keys are errors.',
+    '',
+  ];
+  for (const [section, keys] of Object.entries(SCHEMA)) {
+    if (section) lines.push(`[${section}]`);
+    for (const [key, spec] of Object.entries(keys)) {
+      for (const doc of spec.doc.split('\n')) lines.push(`# ${doc}`);
+      lines.push(`# (environment: ${envName(section, key)})`);
+      lines.push(`${key} = ${JSON.stringify(spec.default)}`);
+      lines.push('');
+    }
+  }
+  return lines.join('\n');
+}
