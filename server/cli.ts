@@ -287,7 +287,14 @@ async function serve(args: string[], io: CliIo): Promise<number> {
   }
   // The config file (and the environment), then the flags over them.
   const config = configOf(values);
-  if (values.listen !== undefined) config.listen = values.listen;
+  if (values.listen !== undefined) {
+    try {
+      parseListen(values.listen);
+    } catch {
+      throw new UsageError(`--listen takes HOST:PORT, got "${values.listen}"`);
+    }
+    config.listen = values.listen;
+  }
   parseListen(config.listen);
   const simulate = integerOption(values.simulate, '--simulate');
   if (simulate !== undefined) config.simulate.modems = simulate;

@@ -1,0 +1,495 @@
+/**
+ * The HTTP ways in, against the running gateway (HTTP, dispatcher, simulated modems on real ptys) and the
+ * simulator's record of what the network received: the classic device endpoint by GET and POST, the JSON API, the
+ * A2P endpoint, auth and rate limits, per-user SIMs, idempotency, cancel, and an injection corpus that must be
+ * answered 4xx with nothing stored.
+ */
+import { createServer, type IncomingMessage, type Server } from 'node:http';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashPassword } from '../../server/auth.js';
+import { signature } from '../../server/callbacks.js';
+import { defaultConfig } from '../../server/config.js';
+import { type Gateway, startGateway } from '../../server/gateway.js';
+import type { Storage } from '../../sql/storage.js';
+
+let dir: string;
+let gateway: Gateway;
+let base: string;
+let storage: Storage;
+const PASS = { admin: 'admin-password-1', bob: 'bob-password-1', carol: 'carol-password-1', dave: 'dave-password-1' };
+let ids: Record<keyof typeof PASS, number>;
+let addressCounter = 0;
+
+/** Each test speaks from its own client address (trust_proxy is on), so rate limits stay per test. */
+function address(): string {
+  addressCounter++;
+  return `10.0.${Math.floor(addressCounter / 250)}.${(addressCounter % 250) + 1}`;
+}
+
+const basic = (user: string, pass: string) => `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
+
+interface Answer {
+  status: number;
+  type: string | null;
+  body: any;
+  headers: Headers;
+}
+
+async function http(method: string, path: string, options: { body?: unknown; raw?: string | Buffer; type?: string; headers?: Record<string, string>; from?: string } = {}): Promise<Answer> {
+  const headers: Record<string, string> = { 'x-forwarded-for': options.from ?? address(), ...options.headers };
+  let body: string | Buffer | undefined;
+  if (options.body !== undefined) {
+    body = JSON.stringify(options.body);
+    headers['content-type'] = 'application/json';
+  } else if (options.raw !== undefined) {
+    body = options.raw;
+    headers['content-type'] = options.type ?? 'application/x-www-form-urlencoded';
+  }
+  const response = await fetch(`${base}${path}`, { method, headers, body });
+  const text = await response.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // not JSON: kept as text (and the test will say so)
+  }
+  return { status: response.status, type: response.headers.get('content-type'), body: parsed, headers: response.headers };
+}
+
+const asAdmin = { authorization: basic('admin', PASS.admin) };
+const asBob = { authorization: basic('bob', PASS.bob) };
+
+function network(): { to: string; text: string; imsi: string; concat: unknown }[] {
+  const file = join(dir, 'sim', 'network.jsonl');
+  if (!existsSync(file)) return [];
+  return readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
+}
+
+async function messageCount(): Promise<number> {
+  return Object.values(await storage.countByState()).reduce((a, b) => a + (b ?? 0), 0);
+}
+
+async function waitFor<T>(fn: () => Promise<T> | T, ok: (v: T) => boolean, ms = 15_000): Promise<T> {
+  const until = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (ok(v)) return v;
+    if (Date.now() > until) throw new Error(`timed out; last value ${JSON.stringify(v)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'smsgate-api-'));
+  mkdirSync(join(dir, 'lock'));
+  const config = defaultConfig();
+  config.dataDir = dir;
+  config.listen = '127.0.0.1:0';
+  config.trustProxy = true;
+  config.simulate = { modems: 2, latencyMs: 30 };
+  config.modems.lockDir = join(dir, 'lock');
+  config.send.maxRecipients = 100;
+  config.send.maxTextLength = 500;
+  config.auth.maxFailures = 3;
+  config.auth.bcryptCost = 4;
+  gateway = await startGateway({ config, log: () => undefined });
+  base = gateway.url;
+  storage = gateway.services.storage;
+  const made = {} as Record<keyof typeof PASS, number>;
+  for (const [name, pass] of Object.entries(PASS) as [keyof typeof PASS, string][]) {
+    made[name] = (await storage.createUser({ name, passwordHash: await hashPassword(pass, 4), role: name === 'admin' ? 'admin' : 'user' })).id;
+  }
+  ids = made;
+  // bob owns SIM 1, carol SIM 2; dave owns none.
+  const sims = await storage.listSims();
+  await storage.setSimOwners(sims[0]!.id, [ids.bob]);
+  await storage.setSimOwners(sims[1]!.id, [ids.carol]);
+}, 60_000);
+
+afterAll(async () => {
+  await gateway?.stop();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('the classic device endpoint', () => {
+  it('GET with three comma-separated numbers stores three messages, and the network receives them', async () => {
+    const tel = encodeURIComponent('+79161110001, +7 (916) 111-00-02,+7-916-111-0003');
+    const r = await http('GET', `/smsc.php?login=admin&pass=${PASS.admin}&tel=${tel}&msg=${encodeURIComponent('Alarm: door 3 open')}`);
+    expect(r.status).toBe(200);
+    expect(r.type).toMatch(/^application\/json/);
+    expect(r.body).toMatchObject({ success: true, description: 'Saved to queue' });
+    expect(r.body.ids).toHaveLength(3);
+    const got = await waitFor(
+      () => network().filter((n) => n.text === 'Alarm: door 3 open'),
+      (l) => l.length === 3,
+    );
+    expect(got.map((n) => n.to).sort()).toEqual(['+79161110001', '+79161110002', '+79161110003']);
+    for (const id of r.body.ids as number[]) {
+      expect((await waitFor(() => storage.getMessage(id), (m) => m?.state === 'sent'))!.source).toBe('classic');
+    }
+  });
+
+  it('POST form-encoded at /send, with flash and replace-ID, reaches the network as asked', async () => {
+    const form = new URLSearchParams({ login: 'admin', pass: PASS.admin, tel: '+79161110004,+79161110005,+79161110006', msg: 'Привет', flash: '1', replacemessages_id: '3' });
+    const r = await http('POST', '/send', { raw: form.toString() });
+    expect(r.status).toBe(200);
+    expect(r.body.ids).toHaveLength(3);
+    const got = await waitFor(
+      () => network().filter((n) => n.text === 'Привет'),
+      (l) => l.length === 3,
+    );
+    expect(got.map((n) => n.to).sort()).toEqual(['+79161110004', '+79161110005', '+79161110006']);
+    expect(got.every((n: any) => n.class === 0 && n.replace === 3 && n.encoding === 'ucs2')).toBe(true);
+  });
+
+  it('POST with the parameters in the query string works too', async () => {
+    const r = await http('POST', `/smsc.php?login=admin&pass=${PASS.admin}&tel=%2B79161110007&msg=query`);
+    expect(r.status).toBe(200);
+    expect(r.body.ids).toHaveLength(1);
+  });
+
+  it.each([
+    ['no credentials', 'tel=%2B79161110001&msg=x', 403, 'Login and password required'],
+    ['a login but no password', 'login=admin&tel=%2B79161110001&msg=x', 403, 'Login and password required'],
+    ['a wrong password', 'login=admin&pass=nope&tel=%2B79161110001&msg=x', 401, 'Wrong login or password'],
+    ['a user that does not exist', 'login=ghost&pass=nope&tel=%2B79161110001&msg=x', 401, 'Wrong login or password'],
+    ['an empty phone', `login=admin&pass=${PASS.admin}&tel=&msg=x`, 400, 'Empty phone number'],
+    ['no phone at all', `login=admin&pass=${PASS.admin}&msg=x`, 400, 'Empty phone number'],
+    ['an empty message', `login=admin&pass=${PASS.admin}&tel=%2B79161110001&msg=`, 400, 'Empty message'],
+    ['no message at all', `login=admin&pass=${PASS.admin}&tel=%2B79161110001`, 400, 'Empty message'],
+  ])('%s: %i "%s", nothing stored', async (_what, query, status, description) => {
+    const before = await messageCount();
+    for (const method of ['GET', 'POST']) {
+      const r = method === 'GET' ? await http('GET', `/smsc.php?${query}`) : await http('POST', '/send', { raw: query });
+      expect(r.status).toBe(status);
+      expect(r.type).toMatch(/^application\/json/);
+      expect(r.body).toMatchObject({ success: false, description });
+    }
+    expect(await messageCount()).toBe(before);
+  });
+
+  it('an invalid phone among valid ones refuses the whole request and names the offenders', async () => {
+    const before = await messageCount();
+    const r = await http('GET', `/smsc.php?login=admin&pass=${PASS.admin}&tel=%2B79161110001,abc,%2B79161110002,12&msg=x`);
+    expect(r.status).toBe(400);
+    expect(r.body.success).toBe(false);
+    expect(r.body.description).toMatch(/^Invalid phone number: /);
+    expect(r.body.invalid.map((i: { input: string }) => i.input)).toEqual(['abc', '12']);
+    expect(await messageCount()).toBe(before);
+  });
+
+  it.each([
+    ['replacemessages_id out of range', 'replacemessages_id=9', 'replacemessages_id'],
+    ['attempts not a number', 'attempts=many', 'attempts'],
+    ['flash not a boolean', 'flash=maybe', 'flash'],
+    ['tel given twice', 'tel=%2B79161110009', 'tel'],
+  ])('%s: 400 naming the field', async (_what, extra, field) => {
+    const before = await messageCount();
+    const r = await http('GET', `/smsc.php?login=admin&pass=${PASS.admin}&tel=%2B79161110001&msg=x&${extra}`);
+    expect(r.status).toBe(400);
+    expect(r.body).toMatchObject({ success: false, field });
+    expect(await messageCount()).toBe(before);
+  });
+});
+
+describe('the JSON API', () => {
+  it('sends with a token, shows encoding, parts, state, SIM and attempts, and lists with filters', async () => {
+    const created = await http('POST', '/api/v1/tokens', { headers: asBob, body: { label: 'sensor' } });
+    expect(created.status).toBe(201);
+    const bearer = { authorization: `Bearer ${created.body.token}` };
+    const r = await http('POST', '/api/v1/messages', { headers: bearer, body: { to: ['+79162220001', '+79162220002'], text: 'x'.repeat(161) } });
+    expect(r.status).toBe(201);
+    expect(r.body.duplicate).toBe(false);
+    expect(r.body.messages).toHaveLength(2);
+    expect(r.body.messages[0]).toMatchObject({ to: '+79162220001', encoding: 'gsm7', parts: 2, state: 'queued', attempts: 0, source: 'api' });
+    const id = r.body.messages[0].id as number;
+    const sent = await waitFor(
+      () => http('GET', `/api/v1/messages/${id}`, { headers: bearer }),
+      (a) => a.body.state === 'sent',
+    );
+    // bob's messages go through bob's SIM only.
+    const bobSim = (await storage.simsOfUser(ids.bob))[0]!;
+    expect(sent.body).toMatchObject({ state: 'sent', attempts: 1, sim: { id: bobSim.id, number: bobSim.number }, error: null });
+    expect(sent.body.part_refs).toHaveLength(2);
+    const list = await http('GET', '/api/v1/messages?to=2220002&limit=5', { headers: bearer });
+    expect(list.status).toBe(200);
+    expect(list.body.messages.map((m: { to: string }) => m.to)).toEqual(['+79162220002']);
+    const none = await http('GET', '/api/v1/messages?state=failed', { headers: bearer });
+    expect(none.body.messages).toEqual([]);
+    // Revoked, the token opens nothing.
+    expect((await http('DELETE', `/api/v1/tokens/${created.body.id}`, { headers: asBob })).status).toBe(200);
+    expect((await http('GET', `/api/v1/messages/${id}`, { headers: bearer })).status).toBe(401);
+  });
+
+  it('pages backwards with next_before', async () => {
+    const r = await http('POST', '/api/v1/messages', { headers: asBob, body: { to: '+79162230001,+79162230002,+79162230003', text: 'page', send_at: '2099-01-01T00:00:00Z' } });
+    expect(r.status).toBe(201);
+    const first = await http('GET', '/api/v1/messages?limit=2&state=queued', { headers: asBob });
+    expect(first.body.messages).toHaveLength(2);
+    expect(first.body.next_before).toBe(first.body.messages[1].id);
+    const second = await http('GET', `/api/v1/messages?limit=2&state=queued&before=${first.body.next_before}`, { headers: asBob });
+    expect(second.body.messages.map((m: { id: number }) => m.id)).toEqual([r.body.messages[0].id]);
+    expect(second.body.next_before).toBeNull();
+  });
+
+  it('the same user and msg_id returns the same messages and sends nothing twice', async () => {
+    const body = { to: '+79162240001,+79162240002', text: 'once only', msg_id: 'order-42' };
+    const [a, b] = await Promise.all([http('POST', '/api/v1/messages', { headers: asAdmin, body }), http('POST', '/api/v1/messages', { headers: asAdmin, body })]);
+    const first = a.body.duplicate ? b : a;
+    const again = a.body.duplicate ? a : b;
+    expect(first.status).toBe(201);
+    expect(again.status).toBe(200);
+    expect(again.body.duplicate).toBe(true);
+    expect(again.body.messages.map((m: { id: number }) => m.id)).toEqual(first.body.messages.map((m: { id: number }) => m.id));
+    const third = await http('POST', '/api/v1/messages', { headers: asAdmin, body });
+    expect(third.body.messages.map((m: { id: number }) => m.id)).toEqual(first.body.messages.map((m: { id: number }) => m.id));
+    await waitFor(
+      () => network().filter((n) => n.text === 'once only'),
+      (l) => l.length >= 2,
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    expect(network().filter((n) => n.text === 'once only')).toHaveLength(2);
+    // Another user's msg_id of the same value is another request.
+    const bobs = await http('POST', '/api/v1/messages', { headers: asBob, body: { ...body, to: '+79162240003' } });
+    expect(bobs.status).toBe(201);
+  });
+
+  it('cancels a queued message; a sent or foreign one cannot be', async () => {
+    const r = await http('POST', '/api/v1/messages', { headers: asBob, body: { to: '+79162250001', text: 'later', send_at: '2099-01-01T00:00:00+03:00' } });
+    const id = r.body.messages[0].id;
+    expect((await http('DELETE', `/api/v1/messages/${id}`, { headers: { authorization: basic('carol', PASS.carol) } })).status).toBe(404);
+    const cancelled = await http('DELETE', `/api/v1/messages/${id}`, { headers: asBob });
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body).toMatchObject({ id, state: 'cancelled' });
+    const again = await http('DELETE', `/api/v1/messages/${id}`, { headers: asBob });
+    expect(again.status).toBe(409);
+    expect(again.body).toMatchObject({ error: 'CONFLICT', field: 'id' });
+    expect((await http('DELETE', '/api/v1/messages/999999', { headers: asBob })).status).toBe(404);
+    expect((await http('DELETE', '/api/v1/messages/abc', { headers: asBob })).status).toBe(404);
+  });
+
+  it('a user sends only through their own SIMs', async () => {
+    const [sim1, sim2] = await storage.listSims();
+    const refused = await http('POST', '/api/v1/messages', { headers: asBob, body: { to: '+79162260001', text: 'x', sim: sim2!.id } });
+    expect(refused.status).toBe(404);
+    expect(refused.body).toMatchObject({ error: 'NOT_FOUND', field: 'sim' });
+    const byNumber = await http('POST', '/api/v1/messages', { headers: asBob, body: { to: '+79162260002', text: 'via my number', sim: sim1!.number } });
+    expect(byNumber.status).toBe(201);
+    expect(byNumber.body.messages[0].requested_sim).toBe(sim1!.id);
+    const sims = await http('GET', '/api/v1/sims', { headers: asBob });
+    expect(sims.body.sims.map((s: { id: number }) => s.id)).toEqual([sim1!.id]);
+    expect(sims.body.sims[0]).not.toHaveProperty('owners');
+    const channels = await http('GET', '/api/v1/channels', { headers: asBob });
+    expect(channels.body.channels.map((c: { sim: { id: number } }) => c.sim.id)).toEqual([sim1!.id]);
+    expect(channels.body.channels[0]).toMatchObject({ attached: true, healthy: true, operator: 'MegaFon', registration: 'home' });
+    expect(typeof channels.body.channels[0].signal_dbm).toBe('number');
+    // dave has no SIM: his message waits and says why.
+    const daves = await http('POST', '/api/v1/messages', { headers: { authorization: basic('dave', PASS.dave) }, body: { to: '+79162260003', text: 'x' } });
+    expect(daves.status).toBe(201);
+    const waiting = await waitFor(
+      () => storage.getMessage(daves.body.messages[0].id),
+      (m) => m?.reason !== null,
+    );
+    expect(waiting).toMatchObject({ state: 'queued', reason: 'no SIM is assigned to this user' });
+  });
+
+  it('SIM settings are for admins; a change is applied and validated', async () => {
+    const [sim1] = await storage.listSims();
+    expect((await http('PATCH', `/api/v1/sims/${sim1!.id}`, { headers: asBob, body: { monthly_quota: 5 } })).status).toBe(403);
+    const bad = await http('PATCH', `/api/v1/sims/${sim1!.id}`, { headers: asAdmin, body: { quiet_start: '24:00' } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.field).toBe('quiet_start');
+    const unknown = await http('PATCH', `/api/v1/sims/${sim1!.id}`, { headers: asAdmin, body: { quota: 5 } });
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.field).toBe('quota');
+    const ok = await http('PATCH', `/api/v1/sims/${sim1!.id}`, { headers: asAdmin, body: { monthly_quota: 1000, label: 'office', owners: ['bob', ids.dave] } });
+    expect(ok.status).toBe(200);
+    expect(ok.body).toMatchObject({ monthly_quota: 1000, label: 'office', owners: [ids.bob, ids.dave].sort((a, b) => a - b) });
+    expect(ok.body.quota_left).toBe(1000 - ok.body.quota_used - ok.body.quota_reserved);
+  });
+
+  it('users and tokens: admins manage users, the last admin stays, passwords are checked', async () => {
+    expect((await http('GET', '/api/v1/users', { headers: asBob })).status).toBe(403);
+    const weak = await http('POST', '/api/v1/users', { headers: asAdmin, body: { name: 'eve', password: 'short' } });
+    expect(weak).toMatchObject({ status: 400, body: { field: 'password' } });
+    const badName = await http('POST', '/api/v1/users', { headers: asAdmin, body: { name: 'eve<script>', password: 'long-enough-1' } });
+    expect(badName).toMatchObject({ status: 400, body: { field: 'name' } });
+    const eve = await http('POST', '/api/v1/users', { headers: asAdmin, body: { name: 'eve', password: 'long-enough-1' } });
+    expect(eve.status).toBe(201);
+    expect((await http('POST', '/api/v1/users', { headers: asAdmin, body: { name: 'eve', password: 'long-enough-1' } })).status).toBe(409);
+    const lastAdmin = await http('PATCH', `/api/v1/users/${ids.admin}`, { headers: asAdmin, body: { role: 'user' } });
+    expect(lastAdmin.status).toBe(409);
+    const disabled = await http('PATCH', `/api/v1/users/${eve.body.id}`, { headers: asAdmin, body: { disabled: true } });
+    expect(disabled.body.disabled).toBe(true);
+    expect((await http('GET', '/api/v1/sims', { headers: { authorization: basic('eve', 'long-enough-1') } })).status).toBe(401);
+  });
+
+  it('web sessions: a cookie that needs X-Requested-With to change anything', async () => {
+    const login = await http('POST', '/api/v1/session', { body: { login: 'bob', password: PASS.bob } });
+    expect(login.status).toBe(200);
+    const cookie = login.headers.get('set-cookie')!;
+    expect(cookie).toMatch(/smsgate_session=sg_[^;]+; .*HttpOnly/i);
+    expect(cookie).toMatch(/SameSite=Strict/i);
+    const value = cookie.split(';')[0]!;
+    expect((await http('GET', '/api/v1/session', { headers: { cookie: value } })).body.user.name).toBe('bob');
+    const forged = await http('POST', '/api/v1/messages', { headers: { cookie: value }, body: { to: '+79162270001', text: 'csrf' } });
+    expect(forged.status).toBe(403);
+    const real = await http('POST', '/api/v1/messages', { headers: { cookie: value, 'x-requested-with': 'smsgate' }, body: { to: '+79162270001', text: 'from the form' } });
+    expect(real.status).toBe(201);
+    expect(real.body.messages[0].source).toBe('web');
+    await http('DELETE', '/api/v1/session', { headers: { cookie: value, 'x-requested-with': 'smsgate' } });
+    expect((await http('GET', '/api/v1/session', { headers: { cookie: value } })).status).toBe(401);
+    // An API token is not a session, nor a session a token.
+    expect((await http('GET', '/api/v1/sims', { headers: { authorization: `Bearer ${value.split('=')[1]}` } })).status).toBe(401);
+  });
+
+  it('serves its OpenAPI description, naming every route', async () => {
+    const r = await http('GET', '/api/v1/openapi.json');
+    expect(r.status).toBe(200);
+    expect(r.body.openapi).toBe('3.1.0');
+    for (const path of ['/api/v1/messages', '/api/v1/messages/{id}', '/api/v1/sims', '/api/v1/sims/{id}', '/api/v1/channels', '/smsc.php', '/sms/v1/sms']) {
+      expect(Object.keys(r.body.paths)).toContain(path);
+    }
+  });
+});
+
+describe('failed logins', () => {
+  it('are limited per address and per user, the same for a user that does not exist', async () => {
+    const from = address();
+    for (let i = 0; i < 3; i++) {
+      expect((await http('GET', '/api/v1/sims', { from, headers: { authorization: basic('carol', 'wrong') } })).status).toBe(401);
+    }
+    const blocked = await http('GET', '/api/v1/sims', { from, headers: { authorization: basic('carol', PASS.carol) } });
+    expect(blocked.status).toBe(429);
+    expect(Number(blocked.headers.get('retry-after'))).toBeGreaterThan(0);
+    // The name is blocked from another address too, whether it exists or not — and the answers look alike.
+    const elsewhere = await http('GET', '/api/v1/sims', { headers: { authorization: basic('carol', 'wrong') } });
+    expect(elsewhere.status).toBe(429);
+    for (let i = 0; i < 3; i++) await http('GET', '/api/v1/sims', { headers: { authorization: basic('nobody-at-all', 'wrong') } });
+    const ghost = await http('GET', '/api/v1/sims', { headers: { authorization: basic('nobody-at-all', 'wrong') } });
+    expect(ghost.status).toBe(429);
+    expect(ghost.body.description.replace(/\d+ s/, 'N s')).toBe(elsewhere.body.description.replace(/\d+ s/, 'N s'));
+    // Other users from other addresses are not affected.
+    expect((await http('GET', '/api/v1/sims', { headers: asBob })).status).toBe(200);
+  });
+});
+
+describe('the A2P endpoint', () => {
+  let receiver: Server;
+  const received: { body: any; signature: string; timestamp: string; raw: string }[] = [];
+
+  beforeAll(async () => {
+    receiver = createServer((req: IncomingMessage, res) => {
+      let raw = '';
+      req.on('data', (c) => (raw += c));
+      req.on('end', () => {
+        received.push({ raw, body: JSON.parse(raw), signature: String(req.headers['x-smsgate-signature']), timestamp: String(req.headers['x-smsgate-timestamp']) });
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+  });
+  afterAll(() => new Promise<void>((r) => receiver.close(() => r())));
+
+  it('takes an operator-style request with Basic auth and pushes the status to callback_url, signed', async () => {
+    const port = (receiver.address() as { port: number }).port;
+    const request = { from: 'MyShop', to: 79163330001, message: 'Your code: 1234', callback_url: `http://127.0.0.1:${port}/status`, msg_id: 'a2p-1' };
+    const r = await http('POST', '/sms/v1/sms', { headers: asAdmin, body: request });
+    expect(r.status).toBe(200);
+    expect(r.body.result.status).toEqual({ code: 0, description: 'ok' });
+    expect(r.body.result.msg_id).toBe('a2p-1');
+    const again = await http('POST', '/sms/v1/sms', { headers: asAdmin, body: request });
+    expect(again.body.result.id).toBe(r.body.result.id);
+    const got = await waitFor(
+      () => received,
+      (l) => l.some((x) => x.body.msg_id === 'a2p-1'),
+    );
+    const callback = got.find((x) => x.body.msg_id === 'a2p-1')!;
+    expect(callback.body).toMatchObject({ msg_id: 'a2p-1', status: 'sent', to: '+79163330001' });
+    const secret = await storage.ensureSetting('callback_secret', 'unused');
+    expect(callback.signature).toBe(signature(secret, callback.timestamp, callback.raw));
+    expect(network().filter((n) => n.text === 'Your code: 1234')).toHaveLength(1);
+  });
+
+  it('answers errors in its own shape', async () => {
+    const none = await http('POST', '/sms/v1/sms', { body: { to: 79163330002, message: 'x' } });
+    expect(none.status).toBe(401);
+    expect(none.headers.get('www-authenticate')).toMatch(/^Basic/);
+    expect(none.body.result.status.code).toBe(401);
+    const bad = await http('POST', '/sms/v1/sms', { headers: asAdmin, body: { to: 'abc', message: 'x' } });
+    expect(bad.status).toBe(400);
+    expect(bad.body.result).toMatchObject({ status: { code: 400 }, field: 'to' });
+    const two = await http('POST', '/sms/v1/sms', { headers: asAdmin, body: { to: [79163330002, 79163330003], message: 'x' } });
+    expect(two.status).toBe(400);
+  });
+});
+
+describe('an injection corpus', () => {
+  const sqlText = "'); DROP TABLE messages; --";
+  type Case = [string, () => Promise<Answer>];
+  const json = (body: unknown) => () => http('POST', '/api/v1/messages', { headers: asAdmin, body });
+  const rawJson = (raw: string | Buffer) => () => http('POST', '/api/v1/messages', { headers: asAdmin, raw, type: 'application/json' });
+  const classic = (query: string) => () => http('GET', `/smsc.php?login=admin&pass=${PASS.admin}&${query}`);
+  const form = (raw: string | Buffer) => () => http('POST', '/send', { raw });
+  const cases: Case[] = [
+    ['SQL in a number', json({ to: sqlText, text: 'x' })],
+    ['HTML in a number', json({ to: '<script>alert(1)</script>', text: 'x' })],
+    ['shell in a number', json({ to: '+7916$(reboot)', text: 'x' })],
+    ['SQL in a classic number', classic(`tel=${encodeURIComponent("1' OR '1'='1")}&msg=x`)],
+    ['an overlong text', json({ to: '+79164440001', text: 'x'.repeat(501) })],
+    ['an overlong number', json({ to: '+7'.padEnd(40, '9'), text: 'x' })],
+    ['too many recipients', json({ to: Array.from({ length: 101 }, (_, i) => `+7916555${String(i).padStart(4, '0')}`), text: 'x' })],
+    ['invalid UTF-8 in the query', classic('tel=%2B79164440001&msg=%C3%28')],
+    ['invalid UTF-8 in a form', form(Buffer.from(`login=admin&pass=${PASS.admin}&tel=%2B79164440001&msg=%ED%A0%80`))],
+    ['invalid UTF-8 in JSON', rawJson(Buffer.concat([Buffer.from('{"to":"+79164440001","text":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]))],
+    ['a lone surrogate in JSON', rawJson('{"to":"+79164440001","text":"\\ud800"}')],
+    ['a NUL in the text', json({ to: '+79164440001', text: 'a\u0000b' })],
+    ['an array where the text belongs', json({ to: '+79164440001', text: ['x'] })],
+    ['an object where the number belongs', json({ to: { $ne: null }, text: 'x' })],
+    ['a number array with an object', json({ to: ['+79164440001', { a: 1 }], text: 'x' })],
+    ['a string where a boolean belongs', json({ to: '+79164440001', text: 'x', flash: 'maybe' })],
+    ['a huge attempts', json({ to: '+79164440001', text: 'x', attempts: 1e9 })],
+    ['a float priority', json({ to: '+79164440001', text: 'x', priority: 1.5 })],
+    ['SQL in priority', json({ to: '+79164440001', text: 'x', priority: '1; DROP TABLE messages' })],
+    ['a bad send_at', json({ to: '+79164440001', text: 'x', send_at: 'tomorrow' })],
+    ['a javascript: callback', json({ to: '+79164440001', text: 'x', callback_url: 'javascript:alert(1)' })],
+    ['an overlong msg_id', json({ to: '+79164440001', text: 'x', msg_id: 'm'.repeat(129) })],
+    ['an unknown field', json({ to: '+79164440001', text: 'x', sender: 'evil' })],
+    ['a JSON array body', rawJson('[{"to":"+79164440001","text":"x"}]')],
+    ['a JSON scalar body', rawJson('"+79164440001"')],
+    ['broken JSON', rawJson('{"to":"+79164440001","text":')],
+    ['a nested form key', form(`login=admin&pass=${PASS.admin}&tel[]=%2B79164440001&msg=x`)],
+    ['a repeated classic msg', classic('tel=%2B79164440001&msg=a&msg=b')],
+    ['a replace-ID as text', json({ to: '+79164440001', text: 'x', replace_id: 'seven' })],
+  ];
+
+  it.each(cases)('%s: 4xx, JSON, nothing stored', async (_what, send) => {
+    const before = await messageCount();
+    const r = await send();
+    expect(r.status).toBeGreaterThanOrEqual(400);
+    expect(r.status).toBeLessThan(500);
+    expect(r.type).toMatch(/^application\/json/);
+    expect(typeof r.body).toBe('object');
+    expect(await messageCount()).toBe(before);
+  });
+
+  it('text that merely looks like SQL or HTML is a text like any other: stored and sent verbatim', async () => {
+    const text = `${sqlText} <b>bold</b> $(reboot) \`id\``;
+    const r = await http('POST', '/api/v1/messages', { headers: asAdmin, body: { to: '+79164440009', text } });
+    expect(r.status).toBe(201);
+    expect(r.body.messages[0].text).toBe(text);
+    await waitFor(
+      () => network().filter((n) => n.to === '+79164440009'),
+      (l) => l.length === 1,
+    );
+    expect(network().find((n) => n.to === '+79164440009')!.text).toBe(text);
+    expect(await messageCount()).toBeGreaterThan(0);
+  });
+});
