@@ -1,13 +1,2 @@
-/** A free TCP port on 127.0.0.1, for the servers tests start. */
-import { createServer } from 'node:net';
-
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
+/** A free TCP port on 127.0.0.1, for the servers tests start (shared with the benchmarks, in bench/net.ts). */
+export { freePort } from '../../bench/net.js';
