@@ -14,6 +14,7 @@ import { Simulator } from '../modem/simulator/simulator.js';
 import { Dispatcher } from '../scheduler/dispatcher.js';
 import { attachModems } from '../scheduler/pool.js';
 import { openStorage } from '../sql/index.js';
+import { PROJECT_ROOT } from '../server/version.js';
 
 interface Run {
   channels: number;
@@ -82,8 +83,8 @@ const messages = Number(values.messages ?? 400);
 const runs: Run[] = [];
 for (const n of channelCounts) runs.push(await run(n, latencyMs, messages));
 const result = { bench: 'dispatch', date: new Date().toISOString(), machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version }, runs };
-mkdirSync(join(import.meta.dirname, 'results'), { recursive: true });
-writeFileSync(join(import.meta.dirname, 'results', 'dispatch.json'), `${JSON.stringify(result, null, 2)}\n`);
+mkdirSync(join(PROJECT_ROOT, 'bench', 'results'), { recursive: true });
+writeFileSync(join(PROJECT_ROOT, 'bench', 'results', 'dispatch.json'), `${JSON.stringify(result, null, 2)}\n`);
 console.log(JSON.stringify(result));
 console.log('\nchannels  latency  messages  seconds  msg/s   ideal   utilisation  idle-start p50/p99 ms');
 for (const r of runs) {

@@ -24,13 +24,14 @@
  */
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, platform, tmpdir, totalmem } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import autocannon from 'autocannon';
 import { startServer } from '../server/app.js';
 import { Authenticator, hashPassword, newToken, tokenHash } from '../server/auth.js';
 import { defaultConfig } from '../server/config.js';
+import { PROJECT_ROOT } from '../server/version.js';
 import { openStorage } from '../sql/index.js';
 import { MARIADB_TOOLS, startMariaDb } from './mariadb.js';
 
@@ -321,17 +322,6 @@ async function mariadb(seconds: number) {
   }
 }
 
-/** The project's root: the directory with package.json above this file (source or dist/). */
-function projectRoot(): string {
-  let dir = import.meta.dirname;
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('bench/ingest: cannot find the project root (package.json)');
-    dir = up;
-  }
-  return dir;
-}
-
 async function main(): Promise<void> {
   const { values } = parseArgs({ options: { duration: { type: 'string' }, db: { type: 'string' } } });
   const seconds = Number(values.duration ?? 5);
@@ -362,7 +352,7 @@ async function main(): Promise<void> {
     machine: { cpus: cpu.length, model: cpu[0]?.model, memGiB: round(totalmem() / 2 ** 30), node: process.version, platform: platform() },
     results,
   };
-  const out = join(projectRoot(), 'bench', 'results');
+  const out = join(PROJECT_ROOT, 'bench', 'results');
   mkdirSync(out, { recursive: true });
   writeFileSync(join(out, 'ingest.json'), `${JSON.stringify(result, null, 2)}\n`);
   console.log(JSON.stringify(result));

@@ -3,11 +3,9 @@
  * endpoint (/sms/v1/sms), and the web pages (public/, with the codec from the project's own build at /codec/).
  * Every error is JSON with a status that says whose fault it is; a 500 is logged and never shows internals.
  */
-import { existsSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { countSegments } from '../modem/pdu/index.js';
 import type { Dispatcher } from '../scheduler/dispatcher.js';
@@ -16,7 +14,7 @@ import { apiRouter } from './api.js';
 import { CLASSIC_PATHS, a2pRouter, classicError, classicRouter } from './classic.js';
 import { type Services, bodyParsers, errorAnswer } from './http.js';
 import { bad, optString } from './requests.js';
-import { VERSION } from './version.js';
+import { PROJECT_ROOT, VERSION } from './version.js';
 
 /** What the routes work with; a bare server (no storage) answers /health and /api/v1/segments only. */
 export interface AppContext {
@@ -24,17 +22,6 @@ export interface AppContext {
   dispatcher?: Dispatcher;
   services?: Services;
   log?: (line: string) => void;
-}
-
-/** The project's root: the directory with package.json above this file (source or dist/). */
-function projectRoot(): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json'))) {
-    const up = dirname(dir);
-    if (up === dir) throw new Error('smsgate: cannot find the project root (package.json)');
-    dir = up;
-  }
-  return dir;
 }
 
 /** Headers for every answer: no sniffing, no framing, scripts and styles from this origin only. */
@@ -87,7 +74,7 @@ export function createApp(context: AppContext = {}): express.Express {
   }
 
   // The web pages, and the codec they count with: the very modules the gateway encodes with, as built.
-  const root = projectRoot();
+  const root = PROJECT_ROOT;
   const codec = join(root, 'dist', 'modem');
   app.use('/codec/pdu', express.static(join(codec, 'pdu'), { index: false, extensions: false }));
   app.get('/codec/errors.js', (_req, res) => res.sendFile(join(codec, 'errors.js')));
