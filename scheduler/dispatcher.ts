@@ -207,7 +207,12 @@ export class Dispatcher {
     const idle = this.slots.filter(ready);
     if (idle.length === 0) return;
     const now = this.clock();
-    const claimed = await this.storage.claimDue(this.owner, now, this.options.leaseMs ?? 60_000, idle.length * 4);
+    const leaseMs = this.options.leaseMs ?? 60_000;
+    // What the idle SIMs may take first; then a few that none may take, to tell their users why they wait (they
+    // are looked at again after recheckMs, so they never crowd out the messages that can go).
+    const simIds = [...new Set(idle.map((s) => s.simId))];
+    const claimed = await this.storage.claimDue(this.owner, now, leaseMs, idle.length * 4, { simIds });
+    claimed.push(...(await this.storage.claimDue(this.owner, now, leaseMs, 8, { simIds, unroutable: true })));
     if (claimed.length === 0) return;
     const sims = await this.simStates(now);
     const admins = new Map<number, boolean>();

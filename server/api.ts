@@ -21,11 +21,11 @@ export async function enqueueRequest(
   user: User,
   request: Parameters<typeof prepareSend>[0],
   source: string,
-): Promise<{ messages: Message[]; duplicate: boolean }> {
+): Promise<{ messages: Message[]; duplicate: boolean; warnings: string[] }> {
   const prepared = await prepareSend(request, user, source, services.config.send, services.storage);
-  const result = await services.storage.enqueue(prepared.items);
+  const result = await services.storage.enqueue(prepared.items, Date.now(), { requestHash: prepared.requestHash });
   if (!result.duplicate) services.dispatcher?.wake();
-  return result;
+  return { ...result, warnings: prepared.warnings };
 }
 
 function userView(u: User): Record<string, unknown> {
@@ -118,10 +118,13 @@ async function simPatch(storage: Storage, body: Record<string, unknown>): Promis
   if ('owners' in body) {
     if (!Array.isArray(body.owners)) throw bad('owners must be an array of user ids or names', 'owners');
     owners = [];
+    // A number is a user id, a string a user name (names may be all digits).
     for (const ref of body.owners as unknown[]) {
-      const text = optString(ref, 'owners');
-      const user = text === undefined ? null : /^\d+$/.test(text) ? await storage.getUser(Number(text)) : await storage.getUserByName(text);
-      if (!user) throw new SmsgateError(ErrorCodes.NotFound, `no user "${String(text).slice(0, 64)}"`, 'owners');
+      let user: User | null = null;
+      if (typeof ref === 'number' && Number.isSafeInteger(ref)) user = await storage.getUser(ref);
+      else if (typeof ref === 'string') user = await storage.getUserByName(ref);
+      else throw bad('owners must be an array of user ids (numbers) or names (strings)', 'owners');
+      if (!user) throw new SmsgateError(ErrorCodes.NotFound, `no user ${JSON.stringify(ref).slice(0, 64)}`, 'owners');
       owners.push(user.id);
     }
   }
@@ -139,6 +142,8 @@ export function apiRouter(services: Services): Router {
   // ---- the web pages' session
 
   router.post('/session', async (req, res) => {
+    // JSON only: a cross-site form cannot send it, so no page elsewhere can log a visitor in as someone else.
+    if (!req.is('application/json')) throw bad('send the login as JSON (Content-Type: application/json)', 'body');
     const body = objectBody(req);
     const login = reqString(body.login ?? body.name, 'login', 'the login');
     const password = reqString(body.password, 'password', 'the password');
@@ -187,7 +192,7 @@ export function apiRouter(services: Services): Router {
       via === 'session' ? 'web' : 'api',
     );
     const sims = await simMap(storage);
-    res.status(result.duplicate ? 200 : 201).json({ duplicate: result.duplicate, messages: result.messages.map((m) => messageView(m, sims)) });
+    res.status(result.duplicate ? 200 : 201).json({ duplicate: result.duplicate, warnings: result.warnings, messages: result.messages.map((m) => messageView(m, sims)) });
   });
 
   router.get('/messages/:id', async (req, res) => {
@@ -241,7 +246,7 @@ export function apiRouter(services: Services): Router {
   router.patch('/sims/:id', async (req, res) => {
     const { user } = await requireUser(req, services);
     requireAdmin(user);
-    const sim = await findSim(storage, req.params.id, 'id');
+    const sim = findSim(await storage.listSims(), req.params.id, 'id');
     const { settings, owners } = await simPatch(storage, objectBody(req));
     const updated = await storage.updateSim(sim.id, settings);
     if (owners) await storage.setSimOwners(sim.id, owners);
@@ -321,6 +326,8 @@ export function apiRouter(services: Services): Router {
     }
     await keepAnAdmin(storage, target, patch);
     const updated = await storage.updateUser(target.id, patch);
+    // A new password ends the user's web sessions (API tokens stay: devices use them).
+    if (patch.passwordHash) await storage.revokeSessions(target.id);
     await storage.logEvent({ kind: 'user.updated', detail: { by: user.name, name: target.name, role: patch.role, disabled: patch.disabled, password: password !== undefined } });
     res.json(userView(updated));
   });

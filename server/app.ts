@@ -40,7 +40,8 @@ export function createApp(context: AppContext = {}): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
-  if (context.services?.config.trustProxy) app.set('trust proxy', true);
+  const trust = context.services?.config.trustProxy.trim();
+  if (trust) app.set('trust proxy', /^\d+$/.test(trust) ? Number(trust) : trust.split(/\s*,\s*/));
   const started = Date.now();
   const storage = context.services?.storage ?? context.storage;
   const dispatcher = context.services?.dispatcher ?? context.dispatcher;

@@ -83,6 +83,8 @@ export interface AuthOptions {
   maxFailures: number;
   failureWindowS: number;
   sessionHours: number;
+  /** The cost of the stored hashes, so that an unknown user's comparison costs the same (default 10). */
+  bcryptCost?: number;
   clock?: () => number;
 }
 
@@ -100,7 +102,7 @@ export class Authenticator {
   private readonly cacheKey = randomBytes(32);
   private readonly verified = new Map<string, { userId: number; hash: string; until: number }>();
   /** Compared against when the user does not exist, so that case costs what a wrong password costs. */
-  private readonly dummyHash = bcrypt.hashSync(randomBytes(12).toString('hex'), 10);
+  private readonly dummyHash: string;
   private readonly clock: () => number;
 
   constructor(
@@ -110,12 +112,15 @@ export class Authenticator {
     this.byAddress = new FailureCounter(options.maxFailures, options.failureWindowS * 1000);
     this.byName = new FailureCounter(options.maxFailures, options.failureWindowS * 1000);
     this.clock = options.clock ?? Date.now;
+    this.dummyHash = bcrypt.hashSync(randomBytes(12).toString('hex'), options.bcryptCost ?? 10);
   }
 
   /** A login with name and password from `address`; throws AuthError. */
   async password(name: string, password: string, address: string): Promise<Principal> {
     const now = this.clock();
-    this.checkBlocked(address, `user:${name}`, now);
+    // Counted by the name as typed, but for trailing spaces (MariaDB compares names without them).
+    const nameKey = `user:${name.replace(/ +$/, '')}`;
+    this.checkBlocked(address, nameKey, now);
     const key = createHmac('sha256', this.cacheKey).update(name).update('\0').update(password).digest('hex');
     const cached = this.verified.get(key);
     if (cached && cached.until > now) {
@@ -123,26 +128,29 @@ export class Authenticator {
       if (user && !user.disabled && user.passwordHash === cached.hash && user.name === name) return { user, via: 'password' };
       this.verified.delete(key);
     }
-    const user = await this.storage.getUserByName(name);
+    const found = await this.storage.getUserByName(name);
+    // Exactly this name: MariaDB would also find "admin" for "admin  ".
+    const user = found?.name === name ? found : null;
     const ok = await bcrypt.compare(password, user?.passwordHash ?? this.dummyHash);
     if (!user || !ok || user.disabled) {
-      this.failed(address, `user:${name}`, now);
+      this.failed(address, nameKey, now);
       throw new AuthError(401, WRONG_CREDENTIALS);
     }
-    this.byName.clear(`user:${name}`);
+    this.byName.clear(nameKey);
     if (this.verified.size > 10_000) this.verified.clear();
     this.verified.set(key, { userId: user.id, hash: user.passwordHash, until: now + CACHE_MS });
     return { user, via: 'password' };
   }
 
-  /** An API token (Bearer) or a session token (cookie). */
-  async token(token: string, address: string, via: 'token' | 'session' = 'token'): Promise<Principal> {
+  /**
+   * An API token (Bearer) or a session token (cookie). Tokens are 256 random bits, which no one guesses: they are
+   * not rate-limited, and an address blocked for wrong passwords still gets in with a valid token.
+   */
+  async token(token: string, via: 'token' | 'session' = 'token'): Promise<Principal> {
     const now = this.clock();
-    this.checkBlocked(address, null, now);
     const found = await this.storage.findToken(tokenHash(token), now);
     const isSession = found?.token.expiresAt !== null && found?.token.expiresAt !== undefined;
     if (!found || found.user.disabled || isSession !== (via === 'session')) {
-      this.failed(address, null, now);
       throw new AuthError(401, via === 'session' ? 'not logged in, or the session has expired' : 'invalid or revoked token');
     }
     // Touched at most once a minute: a busy device should not turn every request into a write.
@@ -162,13 +170,13 @@ export class Authenticator {
     await this.storage.revokeTokenByHash(tokenHash(token));
   }
 
-  private checkBlocked(address: string, name: string | null, now: number): void {
-    const wait = Math.max(this.byAddress.blockedFor(address, now), name === null ? 0 : this.byName.blockedFor(name, now));
+  private checkBlocked(address: string, name: string, now: number): void {
+    const wait = Math.max(this.byAddress.blockedFor(address, now), this.byName.blockedFor(name, now));
     if (wait > 0) throw new AuthError(429, `too many failed logins; try again in ${wait} s`, wait);
   }
 
-  private failed(address: string, name: string | null, now: number): void {
+  private failed(address: string, name: string, now: number): void {
     this.byAddress.fail(address, now);
-    if (name !== null) this.byName.fail(name, now);
+    this.byName.fail(name, now);
   }
 }

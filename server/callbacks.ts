@@ -81,14 +81,28 @@ export class CallbackWorker {
     return this.running;
   }
 
-  /** One pass: every due callback, a few at a time. Resolves to the number posted successfully. */
+  /**
+   * One pass over what is due: up to 8 posts at once, and at most 2 to one host per pass, so that a receiver that
+   * hangs holds up its own callbacks, not everyone's.
+   */
   async runOnce(): Promise<void> {
     const now = this.clock();
-    const due = await this.options.storage.dueCallbacks(now, 50);
+    const due = await this.options.storage.dueCallbacks(now, 200);
     if (due.length === 0) return;
+    const perHost = new Map<string, number>();
+    const queue = due.filter((m) => {
+      let host: string;
+      try {
+        host = new URL(m.callbackUrl!).host;
+      } catch {
+        host = '';
+      }
+      const n = perHost.get(host) ?? 0;
+      perHost.set(host, n + 1);
+      return n < 2;
+    });
     const sims = await simMap(this.options.storage);
-    const queue = [...due];
-    const workers = Array.from({ length: Math.min(4, queue.length) }, async () => {
+    const workers = Array.from({ length: Math.min(8, queue.length) }, async () => {
       for (let m = queue.shift(); m; m = queue.shift()) await this.deliver(m, sims);
     });
     await Promise.all(workers);
@@ -98,7 +112,8 @@ export class CallbackWorker {
     const { storage, timeoutMs } = this.options;
     const now = this.clock();
     // Held for longer than one try can take; a crash mid-post lets it come due again then.
-    if (!(await storage.claimCallback(m.id, m.callbackDue!, now + timeoutMs + 30_000))) return;
+    const lease = now + timeoutMs + 30_000;
+    if (!(await storage.claimCallback(m.id, m.callbackDue!, lease))) return;
     const body = JSON.stringify(m.source === 'a2p' ? a2pBody(m) : { event: `message.${m.state}`, message: messageView(m, sims) });
     const timestamp = String(Math.floor(now / 1000));
     let problem: string;
@@ -116,9 +131,10 @@ export class CallbackWorker {
         redirect: 'manual',
         signal: AbortSignal.timeout(timeoutMs),
       });
-      await response.arrayBuffer().catch(() => undefined);
+      // The answer's body is not read: only its status counts.
+      await response.body?.cancel().catch(() => undefined);
       if (response.ok) {
-        await storage.callbackDone(m.id, m.state);
+        await storage.callbackDone(m.id, m.state, lease);
         return;
       }
       problem = `the receiver answered ${response.status}`;
@@ -128,12 +144,12 @@ export class CallbackWorker {
     }
     const attempt = m.callbackAttempts + 1;
     if (attempt >= this.options.maxAttempts) {
-      await storage.callbackFailed(m.id, `${problem}; gave up after ${attempt} attempt(s)`, null);
+      if (!(await storage.callbackFailed(m.id, lease, `${problem}; gave up after ${attempt} attempt(s)`, null))) return;
       await storage.logEvent({ kind: 'callback.failed', messageId: m.id, detail: { url: m.callbackUrl, error: problem, attempts: attempt } });
       this.log(`callback for message ${m.id} given up after ${attempt} attempt(s): ${problem}`);
       return;
     }
     const delay = Math.min((this.options.baseDelayMs ?? 10_000) * 2 ** (attempt - 1), this.options.maxDelayMs ?? 3_600_000);
-    await storage.callbackFailed(m.id, problem, this.clock() + delay);
+    await storage.callbackFailed(m.id, lease, problem, this.clock() + delay);
   }
 }

@@ -16,7 +16,7 @@ import { Router, type Request, type Response } from 'express';
 import { ErrorCodes, SmsgateError } from '../modem/errors.js';
 import { enqueueRequest } from './api.js';
 import { AuthError } from './auth.js';
-import { type Services, clientAddress, errorAnswer, principalOf } from './http.js';
+import { type Services, clientAddress, errorAnswer, principalOf, rawParam } from './http.js';
 import { RecipientsError, optString } from './requests.js';
 
 /** The classic endpoint's descriptions, which devices compare against. */
@@ -50,6 +50,21 @@ export function classicError(res: Response, error: unknown): void {
   res.status(answer.status).json({ success: false, description, error: answer.body.error, field: answer.body.field ?? null, ...(error instanceof RecipientsError ? { invalid: error.invalid } : {}) });
 }
 
+/**
+ * The recipients of a classic request: one string, comma-separated (a repeated tel= is a client's mistake, not a
+ * list). A "+" that a device did not encode is a plus where a number starts, and a space inside one.
+ */
+function classicRecipients(req: Request, parsed: unknown): string {
+  const given = optString(parsed, 'tel');
+  const raw = rawParam(req, 'tel');
+  // A JSON body has no "+" to lose.
+  if (raw === undefined) return given ?? '';
+  return raw
+    .split(',')
+    .map((item) => item.trim().replace(/(?!^)\+/g, ' '))
+    .join(',');
+}
+
 export function classicRouter(services: Services): Router {
   const router = Router();
   const handler = async (req: Request, res: Response) => {
@@ -61,12 +76,11 @@ export function classicRouter(services: Services): Router {
       if (login !== undefined && login !== '' && pass !== undefined) user = (await services.auth.password(login, pass, clientAddress(req))).user;
       else if (req.headers.authorization) user = (await principalOf(req, services))!.user;
       else throw new AuthError(403, CLASSIC.noCredentials);
-      const { messages, duplicate } = await enqueueRequest(
+      const { messages, duplicate, warnings } = await enqueueRequest(
         services,
         user,
         {
-          // One string (comma-separated): a repeated tel= is a client's mistake, not a list.
-          to: optString(p.tel, 'tel') ?? '',
+          to: classicRecipients(req, p.tel),
           text: p.msg,
           flash: p.flash,
           replaceId: p.replacemessages_id,
@@ -76,7 +90,8 @@ export function classicRouter(services: Services): Router {
         },
         'classic',
       );
-      res.json({ success: true, description: CLASSIC.saved, ids: messages.map((m) => m.id), duplicate });
+      // ids in the order of the numbers (repeats of a number are sent once): `numbers` says which is which.
+      res.json({ success: true, description: CLASSIC.saved, ids: messages.map((m) => m.id), numbers: messages.map((m) => m.recipient), duplicate, warnings });
     } catch (error) {
       classicError(res, error);
     }

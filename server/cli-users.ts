@@ -70,6 +70,7 @@ export async function user(args: string[], io: CliIo): Promise<number> {
       await withStorage(values, async (storage) => {
         const target = await userNamed(storage, name);
         await storage.updateUser(target.id, { passwordHash: await hashPassword(password, config.auth.bcryptCost) });
+        await storage.revokeSessions(target.id);
       });
       io.stdout(`password of ${name} changed`);
       if (generated) io.stdout(`password: ${password}`);

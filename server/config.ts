@@ -33,9 +33,9 @@ const SCHEMA: Record<string, Record<string, KeySpec>> = {
     },
     listen: { kind: 'string', default: '0.0.0.0:8080', doc: 'HOST:PORT the HTTP API and the web pages listen on.' },
     trust_proxy: {
-      kind: 'bool',
-      default: false,
-      doc: 'Behind a reverse proxy (nginx): take the client address from X-Forwarded-For (rate limits use it).',
+      kind: 'string',
+      default: '',
+      doc: 'Behind a reverse proxy (nginx), which proxies to believe about the client address (X-Forwarded-For),\nwhich the login limits count by: "loopback" (a proxy on this box), a number of hops ("1"), or\naddresses and subnets ("10.0.0.1, 192.168.0.0/16"). Empty: none (the connection\'s address counts).',
     },
   },
   send: {
@@ -44,7 +44,7 @@ const SCHEMA: Record<string, Record<string, KeySpec>> = {
       default: '',
       doc: 'Country calling code for national numbers, e.g. "7" (8 916 123-45-67 -> +79161234567) or "49".\nEmpty: national numbers are sent as they are written (type "national").',
     },
-    max_recipients: { kind: 'int', default: 10000, min: 1, max: 1_000_000, doc: 'The most recipients one request may name.' },
+    max_recipients: { kind: 'int', default: 10000, min: 1, max: 100_000, doc: 'The most recipients one request may name.' },
     max_text_length: { kind: 'int', default: 2000, min: 1, max: 39015, doc: 'The longest text, in characters.' },
     default_attempts: { kind: 'int', default: 3, min: 1, max: 20, doc: 'Attempts per message when a request does not say.' },
     max_attempts: { kind: 'int', default: 10, min: 1, max: 100, doc: 'The most attempts a request may ask for.' },
@@ -98,7 +98,7 @@ export interface Config {
   dataDir: string;
   db: string;
   listen: string;
-  trustProxy: boolean;
+  trustProxy: string;
   send: { defaultCountryCode: string; maxRecipients: number; maxTextLength: number; defaultAttempts: number; maxAttempts: number };
   auth: { maxFailures: number; failureWindowS: number; sessionHours: number; bcryptCost: number };
   dispatch: { onUnknown: 'hold' | 'resend'; retentionDays: number };
@@ -199,7 +199,7 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
     dataDir: top.data_dir as string,
     db: top.db as string,
     listen: top.listen as string,
-    trustProxy: top.trust_proxy as boolean,
+    trustProxy: top.trust_proxy as string,
     send: shape('send') as Config['send'],
     auth: shape('auth') as Config['auth'],
     dispatch: shape('dispatch') as Config['dispatch'],

@@ -71,7 +71,11 @@ export function bodyParsers(): RequestHandler[] {
       extended: false,
       limit: LIMIT,
       parameterLimit: 1000,
-      verify: (_req, _res, buf) => checkPercentEncoding(buf.toString('latin1'), 'form'),
+      verify: (req, _res, buf) => {
+        const raw = buf.toString('latin1');
+        checkPercentEncoding(raw, 'form');
+        (req as Request & { rawForm?: string }).rawForm = raw;
+      },
     }),
   ];
 }
@@ -87,7 +91,7 @@ export async function principalOf(req: Request, services: Services): Promise<Pri
   const address = clientAddress(req);
   if (header) {
     const [scheme, value = ''] = header.trim().split(/\s+/, 2);
-    if (/^bearer$/i.test(scheme ?? '')) return services.auth.token(value, address);
+    if (/^bearer$/i.test(scheme ?? '')) return services.auth.token(value);
     if (/^basic$/i.test(scheme ?? '')) {
       const decoded = Buffer.from(value, 'base64').toString('utf8');
       const colon = decoded.indexOf(':');
@@ -101,7 +105,7 @@ export async function principalOf(req: Request, services: Services): Promise<Pri
     if (!['GET', 'HEAD'].includes(req.method) && req.headers[CSRF_HEADER] !== 'smsgate') {
       throw new AuthError(403, `a request from the web pages must carry the header X-Requested-With: smsgate`);
     }
-    return services.auth.token(session, address, 'session');
+    return services.auth.token(session, 'session');
   }
   return null;
 }
@@ -179,6 +183,23 @@ export function errorAnswer(error: unknown): { status: number; body: Record<stri
             ? `${e.message ?? 'unsupported charset'} (send UTF-8)`
             : (e.message ?? 'bad request');
     return { status: e.status, body: { error: 'BAD_REQUEST', field: 'body', description } };
+  }
+  return undefined;
+}
+
+/**
+ * A parameter as it was written, percent-decoded but with "+" kept: devices write "tel=+7916…" unencoded, and
+ * form decoding would turn that "+" into a space. From the form body when it has the parameter, else the query.
+ */
+export function rawParam(req: Request, name: string): string | undefined {
+  const q = req.originalUrl.indexOf('?');
+  for (const source of [(req as Request & { rawForm?: string }).rawForm, q >= 0 ? req.originalUrl.slice(q + 1) : undefined]) {
+    if (!source) continue;
+    const found = source
+      .split('&')
+      .map((pair) => pair.split('='))
+      .filter(([key]) => key !== undefined && decodeURIComponent(key.replace(/\+/g, ' ')) === name);
+    if (found.length > 0) return decodeURIComponent(found[0]!.slice(1).join('='));
   }
   return undefined;
 }

@@ -7,6 +7,7 @@
  * Also the typed readers for raw request values (strings, booleans, integers, times), which name the field at fault
  * and never let an array or an object through where a scalar belongs.
  */
+import { createHash } from 'node:crypto';
 import { ErrorCodes, SmsgateError } from '../modem/errors.js';
 import { normaliseNumber } from '../modem/number.js';
 import { countSegments } from '../modem/pdu/index.js';
@@ -69,7 +70,10 @@ export function optTime(value: unknown, field: string): number | undefined {
   if (typeof value === 'number' && Number.isSafeInteger(value) && value >= 0) return value;
   if (typeof value === 'string') {
     if (/^\d{1,15}$/.test(value)) return Number(value);
-    if (/^\d{4}-\d{2}-\d{2}(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(value)) {
+    const m = /^(\d{4})-(\d{2})-(\d{2})(T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:?\d{2})?)?$/.exec(value);
+    // A date that exists (not 2026-02-30, which Date.parse would roll over); without an offset, the box's local time.
+    const day = m ? new Date(Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]))) : null;
+    if (m && day!.getUTCDate() === Number(m[3]) && day!.getUTCMonth() === Number(m[2]) - 1) {
       const t = Date.parse(value);
       if (Number.isFinite(t)) return t;
     }
@@ -144,6 +148,10 @@ export interface PreparedSend {
   items: NewMessage[];
   encoding: string;
   parts: number;
+  /** What a repeat of this request under the same msg_id must match (SHA-256 of everything it asks for). */
+  requestHash: string;
+  /** What was asked but cannot be done as asked, and was left out (e.g. a replace-ID on a multipart text). */
+  warnings: string[];
 }
 
 /**
@@ -160,7 +168,7 @@ export async function prepareSend(
   const f = (name: keyof Omit<SendRequest, 'fields'>) => request.fields?.[name] ?? name;
   const recipients = parseRecipients(request.to, f('to'), config);
   const text = optString(request.text, f('text'));
-  if (text === undefined || text === '') throw bad('the message text is missing or empty', f('text'));
+  if (text === undefined || text.trim() === '') throw bad('the message text is missing or empty', f('text'));
   const length = [...text].length;
   if (length > config.maxTextLength) throw bad(`the text is too long: ${length} characters (at most ${config.maxTextLength})`, f('text'));
   const problem = textProblem(text);
@@ -180,15 +188,19 @@ export async function prepareSend(
   let wantSimId: number | null = null;
   const simField = request.sim;
   if (simField !== undefined && simField !== null && simField !== '') {
-    const sim = await findSim(storage, simField, f('sim'));
-    if (user.role !== 'admin' && !(await storage.simOwners(sim.id)).includes(user.id)) {
-      // Not "no such SIM": the user may not see other users' SIMs, so both read the same.
-      throw new SmsgateError(ErrorCodes.NotFound, `no SIM "${String(simField)}" is assigned to you`, f('sim'));
-    }
-    wantSimId = sim.id;
+    // A user looks among their own SIMs only: another user's SIM and no SIM read the same.
+    const sims = user.role === 'admin' ? await storage.listSims() : await storage.simsOfUser(user.id);
+    wantSimId = findSim(sims, simField, f('sim')).id;
   }
   const count = countSegments(text);
   if (count.parts > 255) throw bad(`the text needs ${count.parts} parts; a message has at most 255`, f('text'));
+  const warnings: string[] = [];
+  if (replaceId !== null && count.parts > 1) {
+    warnings.push(`${f('replaceId')} is left out: the text needs ${count.parts} parts, and each part would replace the one before`);
+  }
+  const requestHash = createHash('sha256')
+    .update(JSON.stringify([recipients, text, flash, replaceId, report, attempts, priority, sendAt ?? null, wantSimId, callbackUrl || null]))
+    .digest('hex');
   const items = recipients.map<NewMessage>((recipient) => ({
     userId: user.id,
     recipient,
@@ -206,18 +218,17 @@ export async function prepareSend(
     wantSimId,
     source,
   }));
-  return { items, encoding: count.encoding, parts: count.parts };
+  return { items, encoding: count.encoding, parts: count.parts, requestHash, warnings };
 }
 
-/** A SIM by id, IMSI, number or label. */
-export async function findSim(storage: Storage, ref: unknown, field: string): Promise<Sim> {
+/** A SIM among `sims` by id, IMSI, number or label; NOT_FOUND naming the field. */
+export function findSim(sims: Sim[], ref: unknown, field: string): Sim {
   const text = optString(ref, field);
-  const sims = await storage.listSims();
   const sim =
     text === undefined
       ? undefined
       : (sims.find((s) => String(s.id) === text) ?? sims.find((s) => s.imsi === text || s.number === text || (s.label !== null && s.label === text)));
-  if (!sim) throw new SmsgateError(ErrorCodes.NotFound, `no SIM "${String(text)}"`, field);
+  if (!sim) throw new SmsgateError(ErrorCodes.NotFound, `no SIM "${String(text).slice(0, 64)}"`, field);
   return sim;
 }
 
@@ -229,6 +240,7 @@ export function checkCallbackUrl(url: string, field: string): void {
     throw bad(`${field} is not a URL`, field);
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw bad(`${field} must be an http or https URL`, field);
+  if (parsed.username || parsed.password) throw bad(`${field} must not carry a user or password (the callback is signed instead)`, field);
   if (url.length > 2048) throw bad(`${field} is longer than 2048 characters`, field);
 }
 

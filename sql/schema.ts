@@ -172,6 +172,15 @@ export const MIGRATIONS: string[][] = [
     `ALTER TABLE channels ADD COLUMN registration {key}`,
     // Web sessions are tokens that expire.
     `ALTER TABLE tokens ADD COLUMN expires_at {ms}`,
+    // One row per idempotent request (a client's msg_id): inserted first in the enqueue transaction, so that
+    // concurrent repeats wait on it; the hash tells a repeat from a different request under the same msg_id.
+    `CREATE TABLE requests (
+      user_id BIGINT NOT NULL,
+      client_msg_id {key} NOT NULL,
+      hash {key} NOT NULL,
+      created_at {ms} NOT NULL,
+      PRIMARY KEY (user_id, client_msg_id)
+    ) {table}`,
     `CREATE TABLE settings (
       name {key} NOT NULL PRIMARY KEY,
       value {text} NOT NULL

@@ -462,6 +462,11 @@ export class Storage {
     return (await this.db.run('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL', [at, id])).changes === 1;
   }
 
+  /** Ends every web session of a user (after a password change). */
+  async revokeSessions(userId: number, at = Date.now()): Promise<number> {
+    return (await this.db.run('UPDATE tokens SET revoked_at = ? WHERE user_id = ? AND expires_at IS NOT NULL AND revoked_at IS NULL', [at, userId])).changes;
+  }
+
   /** Revokes the token with this hash (a web session's logout). */
   async revokeTokenByHash(tokenHash: string, at = Date.now()): Promise<boolean> {
     return (await this.db.run('UPDATE tokens SET revoked_at = ? WHERE token_hash = ? AND revoked_at IS NULL', [at, tokenHash])).changes === 1;
@@ -625,15 +630,36 @@ export class Storage {
   // ---- messages
 
   /**
-   * Stores one message per item, all or none. With a client msg_id, a request that was stored before (same user,
-   * msg_id and recipients) returns the stored messages and stores nothing: `duplicate` says so.
+   * Stores one message per item, all or none. With a client msg_id, a request stored before under that msg_id
+   * returns the stored messages and stores nothing (`duplicate`) — when it is the same request (`requestHash`); a
+   * different request under a used msg_id is refused (CONFLICT), never half-merged.
    */
-  async enqueue(items: NewMessage[], now = Date.now()): Promise<{ messages: Message[]; duplicate: boolean }> {
+  async enqueue(items: NewMessage[], now = Date.now(), options: { requestHash?: string } = {}): Promise<{ messages: Message[]; duplicate: boolean }> {
     if (items.length === 0) return { messages: [], duplicate: false };
+    const { userId, clientMsgId } = items[0]!;
+    const hash = options.requestHash ?? '';
     const attempt = () =>
       this.db.tx(async (tx) => {
-        const existing = await this.existingForRequest(tx, items);
-        if (existing) return { messages: existing, duplicate: true };
+        if (clientMsgId) {
+          try {
+            await tx.run('INSERT INTO requests (user_id, client_msg_id, hash, created_at) VALUES (?, ?, ?, ?)', [userId, clientMsgId, hash, now]);
+          } catch (error) {
+            if (!isDuplicate(error)) throw error;
+            const [row] = await tx.all<Row>('SELECT hash FROM requests WHERE user_id = ? AND client_msg_id = ?', [userId, clientMsgId]);
+            const existing = await this.existingForRequest(tx, userId, clientMsgId);
+            if (row && String(row.hash) !== hash) {
+              throw new SmsgateError(
+                ErrorCodes.Conflict,
+                `msg_id "${clientMsgId}" was used before for a different request (messages ${existing.map((m) => m.id).join(', ') || 'since deleted'}); use a new msg_id`,
+                'msg_id',
+              );
+            }
+            return { messages: existing, duplicate: true };
+          }
+          // Messages stored under this msg_id before its request row existed (or after the row was purged).
+          const existing = await this.existingForRequest(tx, userId, clientMsgId);
+          if (existing.length > 0) return { messages: existing, duplicate: true };
+        }
         const ids: number[] = [];
         for (const m of items) {
           const { insertId } = await tx.run(
@@ -669,22 +695,24 @@ export class Storage {
       return await attempt();
     } catch (error) {
       // Two identical requests at once: the loser of the unique index finds the winner's rows.
-      if (isDuplicate(error) && items[0]!.clientMsgId) return attempt();
+      if (isDuplicate(error) && clientMsgId) return attempt();
       throw error;
     }
   }
 
-  private async existingForRequest(tx: Db, items: NewMessage[]): Promise<Message[] | null> {
-    const { userId, clientMsgId } = items[0]!;
-    if (!clientMsgId) return null;
-    const rows = (await tx.all<Row>('SELECT * FROM messages WHERE user_id = ? AND client_msg_id = ? ORDER BY id', [userId, clientMsgId])).map(toMessage);
-    return rows.length > 0 ? rows : null;
+  private async existingForRequest(tx: Db, userId: number, clientMsgId: string): Promise<Message[]> {
+    return (await tx.all<Row>('SELECT * FROM messages WHERE user_id = ? AND client_msg_id = ? ORDER BY id', [userId, clientMsgId])).map(toMessage);
   }
 
+  /** The messages with these ids, by id (in chunks: SQLite allows 32766 parameters per statement). */
   private async byIds(db: Db, ids: number[]): Promise<Message[]> {
-    if (ids.length === 0) return [];
-    const rows = await db.all<Row>(`SELECT * FROM messages WHERE id IN (${ids.map(() => '?').join(',')}) ORDER BY id`, ids);
-    return rows.map(toMessage);
+    const out: Message[] = [];
+    for (let i = 0; i < ids.length; i += 1000) {
+      const chunk = ids.slice(i, i + 1000);
+      const rows = await db.all<Row>(`SELECT * FROM messages WHERE id IN (${chunk.map(() => '?').join(',')})`, chunk);
+      out.push(...rows.map(toMessage));
+    }
+    return out.sort((a, b) => a.id - b.id);
   }
 
   async getMessage(id: number): Promise<Message | null> {
@@ -727,14 +755,35 @@ export class Storage {
     return r.changes === 1;
   }
 
-  /** Leases up to `limit` due messages to `owner` for `leaseMs`, priority first, then oldest. */
-  async claimDue(owner: string, now: number, leaseMs: number, limit: number): Promise<Message[]> {
+  /**
+   * Leases up to `limit` due messages to `owner` for `leaseMs`, priority first, then oldest.
+   *
+   * With `route`, only messages that one of these SIMs may take (the SIMs with an idle channel now) are claimed:
+   * the messages of their owners and of admins, that asked for no SIM or for one of them; with `unroutable`
+   * instead the messages none of them may take that have no reason yet (so that the dispatcher can say why they
+   * wait). Without it, a
+   * backlog that cannot go now would fill every claim and starve the messages behind it.
+   */
+  async claimDue(owner: string, now: number, leaseMs: number, limit: number, route?: { simIds: number[]; unroutable?: boolean }): Promise<Message[]> {
+    let filter = '';
+    let filterParams: Param[] = [];
+    if (route) {
+      const ids = route.simIds.length > 0 ? route.simIds : [-1];
+      const marks = ids.map(() => '?').join(',');
+      const routable = `((want_sim_id IS NOT NULL AND want_sim_id IN (${marks})) OR (want_sim_id IS NULL AND (
+          EXISTS (SELECT 1 FROM users u WHERE u.id = messages.user_id AND u.role = 'admin')
+          OR EXISTS (SELECT 1 FROM sim_owners o WHERE o.user_id = messages.user_id AND o.sim_id IN (${marks})))))`;
+      // Unroutable messages are looked at until they have a reason; then only a change (a SIM free, a setting) moves them.
+      filter = route.unroutable ? ` AND reason IS NULL AND NOT ${routable}` : ` AND ${routable}`;
+      filterParams = [...ids, ...ids];
+    }
+    // (Written so that no part is NULL: NOT of a NULL would exclude a message from both claims.)
     return this.db.tx(async (tx) => {
       const rows = await tx.all<Row>(
         `SELECT id FROM messages
-         WHERE state = 'queued' AND next_attempt_at <= ? AND (lease_expires_at IS NULL OR lease_expires_at < ?)
+         WHERE state = 'queued' AND next_attempt_at <= ? AND (lease_expires_at IS NULL OR lease_expires_at < ?)${filter}
          ORDER BY priority DESC, id ASC LIMIT ${Math.max(1, Math.floor(limit))}${this.forUpdate(true)}`,
-        [now, now],
+        [now, now, ...filterParams],
       );
       const ids = rows.map((r) => num(r.id));
       if (ids.length === 0) return [];
@@ -905,8 +954,9 @@ export class Storage {
       // A message whose callback is still due stays until the callback is done with.
       const messages = await tx.run(`DELETE FROM messages WHERE state IN (${finals}) AND updated_at < ? AND callback_due IS NULL`, [...FINAL_STATES, before]);
       const events = await tx.run('DELETE FROM events WHERE at < ?', [before]);
-      // Expired web sessions have no use.
+      // Expired web sessions have no use; idempotency keys last as long as history.
       await tx.run('DELETE FROM tokens WHERE expires_at IS NOT NULL AND expires_at < ?', [before]);
+      await tx.run('DELETE FROM requests WHERE created_at < ?', [before]);
       return { messages: messages.changes, events: events.changes };
     });
   }
@@ -930,18 +980,28 @@ export class Storage {
     return (await this.db.run('UPDATE messages SET callback_due = ? WHERE id = ? AND callback_due = ?', [leaseUntil, id, due])).changes === 1;
   }
 
-  /** The receiver took the callback for `state`; unless the state moved on meanwhile, nothing more is due. */
-  async callbackDone(id: number, state: MessageState): Promise<void> {
+  /**
+   * The receiver took the callback for `state`, posted under the lease `lease`. When the state moved on meanwhile,
+   * the change made the callback due anew (and replaced the lease), and it stays due.
+   */
+  async callbackDone(id: number, state: MessageState, lease: number): Promise<void> {
     await this.db.run(
-      `UPDATE messages SET callback_due = CASE WHEN state = ? THEN NULL ELSE callback_due END, notified_state = ?, callback_attempts = 0, callback_error = NULL
+      `UPDATE messages SET notified_state = ?, callback_due = CASE WHEN callback_due = ? AND state = ? THEN NULL ELSE callback_due END,
+         callback_attempts = CASE WHEN callback_due = ? THEN 0 ELSE callback_attempts END, callback_error = NULL
        WHERE id = ?`,
-      [state, state, id],
+      [state, lease, state, lease, id],
     );
   }
 
-  /** A callback attempt failed: try again at `retryAt`, or give up (null). */
-  async callbackFailed(id: number, error: string, retryAt: number | null): Promise<void> {
-    await this.db.run('UPDATE messages SET callback_attempts = callback_attempts + 1, callback_error = ?, callback_due = ? WHERE id = ?', [error, retryAt, id]);
+  /** A callback attempt under `lease` failed: try again at `retryAt`, or give up (null) — unless a newer state is due. */
+  async callbackFailed(id: number, lease: number, error: string, retryAt: number | null): Promise<boolean> {
+    const r = await this.db.run('UPDATE messages SET callback_attempts = callback_attempts + 1, callback_error = ?, callback_due = ? WHERE id = ? AND callback_due = ?', [
+      error,
+      retryAt,
+      id,
+      lease,
+    ]);
+    return r.changes === 1;
   }
 
   // ---- quota

@@ -92,7 +92,7 @@ beforeAll(async () => {
   const config = defaultConfig();
   config.dataDir = dir;
   config.listen = '127.0.0.1:0';
-  config.trustProxy = true;
+  config.trustProxy = 'loopback';
   config.simulate = { modems: 2, latencyMs: 30 };
   config.modems.lockDir = join(dir, 'lock');
   config.send.maxRecipients = 100;
@@ -149,6 +149,21 @@ describe('the classic device endpoint', () => {
     expect(got.every((n: any) => n.class === 0 && n.replace === 3 && n.encoding === 'ucs2')).toBe(true);
   });
 
+  it('an unencoded "+" in tel is a plus where a number starts, and a space inside one', async () => {
+    const r = await http('GET', `/smsc.php?login=admin&pass=${PASS.admin}&tel=+79161110010,+7+916+111+00+11&msg=plus`);
+    expect(r.status).toBe(200);
+    expect(r.body.numbers).toEqual(['+79161110010', '+79161110011']);
+    const form = await http('POST', '/send', { raw: `login=admin&pass=${PASS.admin}&tel=+79161110012&msg=plus+form` });
+    expect(form.body.numbers).toEqual(['+79161110012']);
+    expect((await storage.getMessage(form.body.ids[0]))!.text).toBe('plus form');
+  });
+
+  it('a repeated number is sent once, and numbers says which id is which', async () => {
+    const r = await http('GET', `/smsc.php?login=admin&pass=${PASS.admin}&tel=%2B79161110013,%2B79161110014,%2B79161110013&msg=dup`);
+    expect(r.body.numbers).toEqual(['+79161110013', '+79161110014']);
+    expect(r.body.ids).toHaveLength(2);
+  });
+
   it('POST with the parameters in the query string works too', async () => {
     const r = await http('POST', `/smsc.php?login=admin&pass=${PASS.admin}&tel=%2B79161110007&msg=query`);
     expect(r.status).toBe(200);
@@ -163,6 +178,7 @@ describe('the classic device endpoint', () => {
     ['an empty phone', `login=admin&pass=${PASS.admin}&tel=&msg=x`, 400, 'Empty phone number'],
     ['no phone at all', `login=admin&pass=${PASS.admin}&msg=x`, 400, 'Empty phone number'],
     ['an empty message', `login=admin&pass=${PASS.admin}&tel=%2B79161110001&msg=`, 400, 'Empty message'],
+    ['a message of spaces', `login=admin&pass=${PASS.admin}&tel=%2B79161110001&msg=%20%20`, 400, 'Empty message'],
     ['no message at all', `login=admin&pass=${PASS.admin}&tel=%2B79161110001`, 400, 'Empty message'],
   ])('%s: %i "%s", nothing stored', async (_what, query, status, description) => {
     const before = await messageCount();
@@ -261,6 +277,36 @@ describe('the JSON API', () => {
     expect(bobs.status).toBe(201);
   });
 
+  it('a used msg_id with a different request is refused, and stores nothing', async () => {
+    const first = await http('POST', '/api/v1/messages', { headers: asAdmin, body: { to: '+79162240011', text: 'first', msg_id: 'k1' } });
+    expect(first.status).toBe(201);
+    const before = await messageCount();
+    for (const body of [
+      { to: '+79162240011', text: 'second', msg_id: 'k1' },
+      { to: ['+79162240012', '+79162240013'], text: 'first', msg_id: 'k1' },
+      { to: '+79162240011', text: 'first', msg_id: 'k1', flash: true },
+    ]) {
+      const r = await http('POST', '/api/v1/messages', { headers: asAdmin, body });
+      expect(r.status).toBe(409);
+      expect(r.body).toMatchObject({ error: 'CONFLICT', field: 'msg_id' });
+    }
+    const classic = await http('GET', `/smsc.php?login=admin&pass=${PASS.admin}&tel=%2B79162240014&msg=other&msg_id=k1`);
+    expect(classic.status).toBe(409);
+    expect(classic.body.success).toBe(false);
+    expect(await messageCount()).toBe(before);
+    // The same request again is the same messages.
+    const same = await http('POST', '/api/v1/messages', { headers: asAdmin, body: { to: '+7 916 224-00-11', text: 'first', msg_id: 'k1' } });
+    expect(same.status).toBe(200);
+    expect(same.body.messages.map((m: { id: number }) => m.id)).toEqual(first.body.messages.map((m: { id: number }) => m.id));
+  });
+
+  it('a replace-ID on a multipart text is left out, with a warning', async () => {
+    const r = await http('POST', '/api/v1/messages', { headers: asAdmin, body: { to: '+79162240015', text: 'y'.repeat(200), replace_id: 2 } });
+    expect(r.status).toBe(201);
+    expect(r.body.warnings[0]).toMatch(/replace_id is left out/);
+    expect(r.body.messages[0].replace_id).toBeNull();
+  });
+
   it('cancels a queued message; a sent or foreign one cannot be', async () => {
     const r = await http('POST', '/api/v1/messages', { headers: asBob, body: { to: '+79162250001', text: 'later', send_at: '2099-01-01T00:00:00+03:00' } });
     const id = r.body.messages[0].id;
@@ -280,6 +326,10 @@ describe('the JSON API', () => {
     const refused = await http('POST', '/api/v1/messages', { headers: asBob, body: { to: '+79162260001', text: 'x', sim: sim2!.id } });
     expect(refused.status).toBe(404);
     expect(refused.body).toMatchObject({ error: 'NOT_FOUND', field: 'sim' });
+    // Another user's SIM reads exactly as a SIM that does not exist.
+    const foreign = await http('POST', '/api/v1/messages', { headers: asBob, body: { to: '+79162260001', text: 'x', sim: sim2!.number } });
+    const missing = await http('POST', '/api/v1/messages', { headers: asBob, body: { to: '+79162260001', text: 'x', sim: '+79990000000' } });
+    expect(foreign.body.description.replace(sim2!.number!, 'N')).toBe(missing.body.description.replace('+79990000000', 'N'));
     const byNumber = await http('POST', '/api/v1/messages', { headers: asBob, body: { to: '+79162260002', text: 'via my number', sim: sim1!.number } });
     expect(byNumber.status).toBe(201);
     expect(byNumber.body.messages[0].requested_sim).toBe(sim1!.id);
@@ -300,6 +350,15 @@ describe('the JSON API', () => {
     expect(waiting).toMatchObject({ state: 'queued', reason: 'no SIM is assigned to this user' });
   });
 
+  it("a backlog that cannot go does not hold up other users' messages", async () => {
+    const daves = Array.from({ length: 80 }, (_, i) => `+7916228${String(i).padStart(4, '0')}`);
+    const backlog = await http('POST', '/api/v1/messages', { headers: { authorization: basic('dave', PASS.dave) }, body: { to: daves, text: 'stuck', priority: 100 } });
+    expect(backlog.status).toBe(201);
+    const r = await http('POST', '/api/v1/messages', { headers: { authorization: basic('carol', PASS.carol) }, body: { to: '+79162280999', text: 'goes anyway' } });
+    const id = r.body.messages[0].id;
+    expect((await waitFor(() => storage.getMessage(id), (m) => m?.state === 'sent', 10_000))!.state).toBe('sent');
+  });
+
   it('SIM settings are for admins; a change is applied and validated', async () => {
     const [sim1] = await storage.listSims();
     expect((await http('PATCH', `/api/v1/sims/${sim1!.id}`, { headers: asBob, body: { monthly_quota: 5 } })).status).toBe(403);
@@ -310,6 +369,7 @@ describe('the JSON API', () => {
     expect(unknown.status).toBe(400);
     expect(unknown.body.field).toBe('quota');
     const ok = await http('PATCH', `/api/v1/sims/${sim1!.id}`, { headers: asAdmin, body: { monthly_quota: 1000, label: 'office', owners: ['bob', ids.dave] } });
+    expect((await http('PATCH', `/api/v1/sims/${sim1!.id}`, { headers: asAdmin, body: { owners: [String(ids.bob)] } })).status).toBe(404);
     expect(ok.status).toBe(200);
     expect(ok.body).toMatchObject({ monthly_quota: 1000, label: 'office', owners: [ids.bob, ids.dave].sort((a, b) => a - b) });
     expect(ok.body.quota_left).toBe(1000 - ok.body.quota_used - ok.body.quota_reserved);
@@ -332,6 +392,9 @@ describe('the JSON API', () => {
   });
 
   it('web sessions: a cookie that needs X-Requested-With to change anything', async () => {
+    const viaForm = await http('POST', '/api/v1/session', { raw: `login=bob&password=${PASS.bob}` });
+    expect(viaForm.status).toBe(400);
+    expect(viaForm.headers.get('set-cookie')).toBeNull();
     const login = await http('POST', '/api/v1/session', { body: { login: 'bob', password: PASS.bob } });
     expect(login.status).toBe(200);
     const cookie = login.headers.get('set-cookie')!;
@@ -376,8 +439,15 @@ describe('failed logins', () => {
     const ghost = await http('GET', '/api/v1/sims', { headers: { authorization: basic('nobody-at-all', 'wrong') } });
     expect(ghost.status).toBe(429);
     expect(ghost.body.description.replace(/\d+ s/, 'N s')).toBe(elsewhere.body.description.replace(/\d+ s/, 'N s'));
-    // Other users from other addresses are not affected.
+    // Other users from other addresses are not affected; a valid token works even from the blocked address.
     expect((await http('GET', '/api/v1/sims', { headers: asBob })).status).toBe(200);
+    const token = await http('POST', '/api/v1/tokens', { headers: { authorization: basic('carol', PASS.carol) }, from: address() });
+    expect(token.status).toBe(429);
+    const bobs = await http('POST', '/api/v1/tokens', { headers: asBob });
+    expect((await http('GET', '/api/v1/sims', { from, headers: { authorization: `Bearer ${bobs.body.token}` } })).status).toBe(200);
+    // "carol  " is not carol.
+    const padded = await http('GET', '/api/v1/sims', { headers: { authorization: basic('bob  ', PASS.bob) } });
+    expect(padded.status).toBe(401);
   });
 });
 

@@ -131,6 +131,28 @@ describe('callbacks', () => {
     expect(events.map((e) => e.kind)).toContain('callback.failed');
   });
 
+  it('a state that changes while its callback fails is still reported, at once', async () => {
+    const id = await sentMessage();
+    // The receiver fails this post; before it answers, the message moves on (a delivery report came).
+    plan = [500];
+    const original = receiver.listeners('request')[0] as (...args: unknown[]) => void;
+    receiver.removeAllListeners('request');
+    receiver.on('request', (req, res) => {
+      void storage.db.run(`UPDATE messages SET state = 'delivered', callback_due = ?, callback_attempts = 0 WHERE id = ?`, [now, id]).then(() => original(req, res));
+    });
+    try {
+      await worker().runOnce();
+    } finally {
+      receiver.removeAllListeners('request');
+      receiver.on('request', original);
+    }
+    const m = (await storage.getMessage(id))!;
+    expect(m).toMatchObject({ state: 'delivered', callbackDue: now, callbackAttempts: 0 });
+    await worker().runOnce();
+    expect(hits.map((h) => h.body.event)).toEqual(['message.sent', 'message.delivered']);
+    expect((await storage.getMessage(id))!.callbackDue).toBeNull();
+  });
+
   it('count a refused connection as a failure to retry', async () => {
     const id = await sentMessage('http://127.0.0.1:1/closed');
     await worker().runOnce();

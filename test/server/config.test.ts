@@ -27,10 +27,10 @@ describe('the config file', () => {
 
   it('reads sections and keys, and the environment wins over the file', () => {
     const path = file('listen = "127.0.0.1:9000"\n[send]\ndefault_country_code = "7"\nmax_recipients = 50\n[modems]\nglobs = ["/dev/ttyUSB*"]\n');
-    const c = loadConfig({ file: path, env: { SMSGATE_SEND_MAX_RECIPIENTS: '70', SMSGATE_TRUST_PROXY: 'yes', SMSGATE_MODEMS_GLOBS: '/dev/a*, /dev/b*' } });
+    const c = loadConfig({ file: path, env: { SMSGATE_SEND_MAX_RECIPIENTS: '70', SMSGATE_TRUST_PROXY: 'loopback', SMSGATE_MODEMS_GLOBS: '/dev/a*, /dev/b*' } });
     expect(c.listen).toBe('127.0.0.1:9000');
     expect(c.send).toMatchObject({ defaultCountryCode: '7', maxRecipients: 70 });
-    expect(c.trustProxy).toBe(true);
+    expect(c.trustProxy).toBe('loopback');
     expect(c.modems.globs).toEqual(['/dev/a*', '/dev/b*']);
   });
 

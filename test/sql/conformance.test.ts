@@ -131,6 +131,48 @@ describe.each(engines)('storage on %s', (_engine, makeUrl) => {
     expect((await store.enqueue([message({ userId: 2, clientMsgId: 'order-42' })])).duplicate).toBe(false);
   });
 
+  it('refuses a different request under a used msg_id, even three at once with other recipients', async () => {
+    await store.enqueue([message({ clientMsgId: 'k', text: 'a' })], 1000, { requestHash: 'h1' });
+    await expect(store.enqueue([message({ clientMsgId: 'k', text: 'b' })], 1000, { requestHash: 'h2' })).rejects.toMatchObject({ code: 'CONFLICT', field: 'msg_id' });
+    const racing = await Promise.allSettled(
+      ['+79160000011', '+79160000012', '+79160000013'].map((recipient, i) =>
+        store.enqueue([message({ userId: 3, clientMsgId: 'r', recipient })], 1000, { requestHash: `hash-${i}` }),
+      ),
+    );
+    expect(racing.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect(racing.filter((r) => r.status === 'rejected').map((r) => (r as PromiseRejectedResult).reason.code)).toEqual(['CONFLICT', 'CONFLICT']);
+    expect((await store.listMessages({ userId: 3 })).length).toBe(1);
+  });
+
+  it('claims only what the idle SIMs may take, and separately what none may take that has no reason yet', async () => {
+    const admin = await store.createUser({ name: 'root', passwordHash: 'x', role: 'admin' });
+    const ann = await store.createUser({ name: 'ann', passwordHash: 'x' });
+    const ben = await store.createUser({ name: 'ben', passwordHash: 'x' });
+    const sim1 = await store.upsertSim({ imsi: '250010000000001' });
+    const sim2 = await store.upsertSim({ imsi: '250010000000002' });
+    await store.setSimOwners(sim1.id, [ann.id]);
+    await store.setSimOwners(sim2.id, [ben.id]);
+    const { messages } = await store.enqueue(
+      [
+        message({ userId: ben.id, text: 'ben', priority: 5 }),
+        message({ userId: ann.id, text: 'ann' }),
+        message({ userId: admin.id, text: 'admin' }),
+        message({ userId: ann.id, text: 'ann wants 2', wantSimId: sim2.id }),
+        message({ userId: ann.id, text: 'ann wants 1', wantSimId: sim1.id }),
+      ],
+      0,
+    );
+    const texts = (ms: { text: string }[]) => ms.map((m) => m.text).sort();
+    expect(texts(await store.claimDue('a', 10, 1000, 10, { simIds: [sim1.id] }))).toEqual(['admin', 'ann', 'ann wants 1']);
+    const unroutable = await store.claimDue('a', 10, 1000, 10, { simIds: [sim1.id], unroutable: true });
+    expect(texts(unroutable)).toEqual(['ann wants 2', 'ben']);
+    for (const m of unroutable) await store.release(m.id, 'a', { reason: 'waiting', nextAttemptAt: 10 }, 10);
+    expect(await store.claimDue('a', 10, 1000, 10, { simIds: [sim1.id], unroutable: true })).toEqual([]);
+    expect(texts(await store.claimDue('a', 10, 1000, 10, { simIds: [sim2.id] }))).toEqual(['ann wants 2', 'ben']);
+    expect(await store.claimDue('b', 10, 1000, 10, { simIds: [] })).toEqual([]);
+    expect(messages).toHaveLength(5);
+  });
+
   it('claims due messages by priority, then age, under a lease that keeps others off', async () => {
     await store.enqueue([message({ text: 'old' }), message({ text: 'urgent', priority: 5 }), message({ text: 'later', sendAt: 5000 })], 1000);
     const first = await store.claimDue('gw-a', 2000, 30_000, 10);
