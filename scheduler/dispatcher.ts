@@ -78,6 +78,8 @@ export class Dispatcher {
   private again = false;
   private stopped = false;
   private readonly inFlight = new Set<Promise<void>>();
+  /** When the messages no idle SIM may take were last looked at (at most once a second). */
+  private lastUnroutableLook = 0;
 
   constructor(private readonly options: DispatcherOptions) {
     this.storage = options.storage;
@@ -212,7 +214,10 @@ export class Dispatcher {
     // are looked at again after recheckMs, so they never crowd out the messages that can go).
     const simIds = [...new Set(idle.map((s) => s.simId))];
     const claimed = await this.storage.claimDue(this.owner, now, leaseMs, idle.length * 4, { simIds });
-    claimed.push(...(await this.storage.claimDue(this.owner, now, leaseMs, 8, { simIds, unroutable: true })));
+    if (now - this.lastUnroutableLook >= 1000) {
+      this.lastUnroutableLook = now;
+      claimed.push(...(await this.storage.claimDue(this.owner, now, leaseMs, 8, { simIds, unroutable: true })));
+    }
     if (claimed.length === 0) return;
     const sims = await this.simStates(now);
     const admins = new Map<number, boolean>();
@@ -253,11 +258,17 @@ export class Dispatcher {
       state.sim = { ...state.sim, lastSentAt: now };
       slot.busy = true;
       state.idleChannel = this.slots.some((s) => s.simId === state.sim.id && ready(s));
-      const send = this.send(message, slot, choice.sim, period).finally(() => {
-        this.inFlight.delete(send);
-        slot.busy = false;
-        this.wake();
-      });
+      const send = this.send(message, slot, choice.sim, period)
+        .catch((error: unknown) => {
+          // The database failed us mid-send: the message stays under its lease, and becomes 'unknown' (if it went
+          // out) or is released when the lease expires — never lost, never resent by itself.
+          this.log(`dispatcher: message ${message.id}: ${(error as Error).message}`);
+        })
+        .finally(() => {
+          this.inFlight.delete(send);
+          slot.busy = false;
+          this.wake();
+        });
       this.inFlight.add(send);
     }
   }

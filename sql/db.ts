@@ -95,9 +95,22 @@ export function openMysql(url: string): Db {
       return { changes: r.affectedRows, insertId: Number(r.insertId) };
     },
   });
+  // A single statement that InnoDB picked as a deadlock victim was rolled back whole: running it again is safe.
+  const direct = over(pool);
+  const retried = async <T>(fn: () => Promise<T>): Promise<T> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await fn();
+      } catch (error) {
+        if (!isLockConflict(error) || attempt >= 10) throw error;
+        await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
+      }
+    }
+  };
   const db: Db = {
     dialect: 'mysql',
-    ...over(pool),
+    all: (sql, params) => retried(() => direct.all(sql, params)),
+    run: (sql, params) => retried(() => direct.run(sql, params)),
     tx: async (fn) => {
       // InnoDB resolves lock conflicts between concurrent transactions (gap locks on inserts, FOR UPDATE of a row
       // that does not exist yet) by aborting one as a deadlock; the transaction is then simply run again.
@@ -111,8 +124,7 @@ export function openMysql(url: string): Db {
           return result;
         } catch (error) {
           await conn.rollback().catch(() => undefined);
-          const code = (error as { code?: string }).code;
-          if ((code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT') && attempt < 10) {
+          if (isLockConflict(error) && attempt < 10) {
             await new Promise((r) => setTimeout(r, Math.random() * 20 * attempt));
             continue;
           }
@@ -125,4 +137,10 @@ export function openMysql(url: string): Db {
     close: () => pool.end(),
   };
   return db;
+}
+
+/** InnoDB gave up on a lock: a deadlock victim, or a wait that timed out. The statement or transaction can run again. */
+function isLockConflict(error: unknown): boolean {
+  const code = (error as { code?: string }).code;
+  return code === 'ER_LOCK_DEADLOCK' || code === 'ER_LOCK_WAIT_TIMEOUT';
 }
