@@ -94,8 +94,8 @@ async function keepAnAdmin(storage: Storage, target: User, patch: { role?: Role;
   if (others.length === 0) throw new SmsgateError(ErrorCodes.Conflict, `${target.name} is the last enabled admin`, 'role');
 }
 
-/** Reads SIM settings from a PATCH body. */
-async function simPatch(storage: Storage, body: Record<string, unknown>): Promise<{ settings: SimSettings; owners?: number[] }> {
+/** Reads SIM settings from a PATCH body (also the CLI's `sim set`, its flags turned into such a body). */
+export async function simPatch(storage: Storage, body: Record<string, unknown>): Promise<{ settings: SimSettings; owners?: number[] }> {
   const known = ['label', 'monthly_quota', 'billing_day', 'pacing_ms', 'quiet_start', 'quiet_end', 'enabled', 'owners'];
   for (const key of Object.keys(body)) if (!known.includes(key)) throw bad(`unknown field "${key.slice(0, 40)}" (known: ${known.join(', ')})`, key.slice(0, 40));
   const settings: SimSettings = {};

@@ -10,6 +10,7 @@ import { ErrorCodes, SmsgateError } from '../modem/errors.js';
 import { type EncodingChoice, countSegments, decodePdu, encodeSubmit } from '../modem/pdu/index.js';
 import { startGateway } from './gateway.js';
 import { type CliIo, UsageError, configOf } from './cli-common.js';
+import { queue, send, sim, status } from './cli-admin.js';
 import { box } from './cli-box.js';
 import { config, token, user } from './cli-users.js';
 import { parseListen } from './config.js';
@@ -33,8 +34,21 @@ Commands:
   user add NAME [--admin] [--password-stdin]   (prints a generated password unless one is piped)
   user passwd NAME [--password-stdin] | user list [--json] | user disable|enable NAME
   token create USER [--label L] | token list [USER] [--json] | token revoke ID
-        Users and API tokens (a token is printed once). With --config FILE, --data DIR or --db URL,
-        on the database the service uses.
+        Users and API tokens (a token is printed once).
+        user, token, status, sim, queue, send and box work on the database the service uses:
+        --config FILE (or SMSGATE_CONFIG), --data DIR or --db URL.
+  status [--json]
+        Channels (signal, network, health, last error), SIMs (quota used and left), queue depth
+        and the oldest queued message, the last errors; fits 80 columns.
+  sim list [--json]
+  sim set SIM [--label L] [--quota N|none] [--billing-day D] [--pacing MS]
+              [--quiet HH:MM-HH:MM|none] [--owner NAME]... [--no-owners] [--enable|--disable]
+        SIMs and their settings (SIM: id, IMSI, number or label).
+  queue list [--state S] [--to DIGITS] [--limit N] [--json] | queue retry ID... | queue cancel ID...
+        Messages: retry queues failed or unknown ones again; cancel stops queued ones.
+  send --user NAME --to N[,N...] --text T|- [--flash] [--replace N] [--report] [--attempts N]
+       [--sim SIM] [--msg-id K] [--send-at TIME] [--json]
+        Queue a message as the API does; the running service sends it.
   config example | config check [--config FILE]
         Print the commented config file with every key and its default; check a config file.
   pdu encode --to NUMBER --text TEXT [options]
@@ -132,6 +146,14 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
         return await token(rest, io);
       case 'config':
         return await config(rest, io);
+      case 'status':
+        return await status(rest, io);
+      case 'sim':
+        return await sim(rest, io);
+      case 'queue':
+        return await queue(rest, io);
+      case 'send':
+        return await send(rest, io);
       default:
         throw new UsageError(`unknown command "${command}"`);
     }
