@@ -24,6 +24,8 @@ export interface ModemOptions {
   sendTimeoutMs?: number;
   /** Directory of UUCP lock files (default /var/lock). */
   lockDir?: string;
+  /** Told of every line to and from the modem (the raw AT dialogue, for debugging one channel). */
+  trace?: (path: string, direction: '>>' | '<<', text: string) => void;
 }
 
 export type Registration = 'not-registered' | 'home' | 'searching' | 'denied' | 'unknown' | 'roaming';
@@ -81,6 +83,8 @@ export class Modem {
     try {
       const transport = await SerialTransport.open(path, { baudRate: options.baudRate });
       const channel = new AtChannel(transport, { defaultTimeoutMs: options.commandTimeoutMs ?? 10_000 });
+      const trace = options.trace;
+      if (trace) channel.on('trace', (direction, text) => trace(path, direction, text));
       return new Modem(channel, options, lock);
     } catch (error) {
       lock.release();

@@ -54,7 +54,17 @@ export interface DispatcherOptions {
   /** Run the cron ticks (default true; tests may drive wake() themselves). */
   cron?: boolean;
   clock?: () => number;
-  log?: (line: string) => void;
+  /** Log lines; `fields` carry the message id, SIM and channel of every line about a send. */
+  log?: (line: string, fields?: Record<string, unknown>) => void;
+  /** Told of each send as it starts and ends (metrics). */
+  observer?: SendObserver;
+}
+
+export interface SendObserver {
+  /** A message's first AT+CMGS is about to go out, `waitedMs` after it was due (accepted, or its send_at). */
+  started(waitedMs: number): void;
+  /** How an attempt ended: sent, retry, failed or unknown. */
+  finished(result: 'sent' | 'retry' | 'failed' | 'unknown', simId: number): void;
 }
 
 /** A channel the dispatcher sends through: a sender, the SIM behind it, and its state. */
@@ -72,7 +82,7 @@ export class Dispatcher {
   private readonly storage: Storage;
   private readonly slots: ChannelSlot[] = [];
   private readonly clock: () => number;
-  private readonly log: (line: string) => void;
+  private readonly log: (line: string, fields?: Record<string, unknown>) => void;
   private readonly tasks: ScheduledTask[] = [];
   private draining: Promise<void> | null = null;
   private again = false;
@@ -80,6 +90,8 @@ export class Dispatcher {
   private readonly inFlight = new Set<Promise<void>>();
   /** When the messages no idle SIM may take were last looked at (at most once a second). */
   private lastUnroutableLook = 0;
+  /** When a drain last ran to its end (liveness: the ticks keep this fresh while the dispatcher works). */
+  lastDrainAt = 0;
 
   constructor(private readonly options: DispatcherOptions) {
     this.storage = options.storage;
@@ -118,6 +130,7 @@ export class Dispatcher {
         }
       }
     }
+    this.lastDrainAt = now;
     if (this.options.cron !== false) {
       this.tasks.push(cron.schedule('* * * * * *', () => this.wake(), { noOverlap: true, name: 'dispatch-tick' }));
       this.tasks.push(cron.schedule('*/30 * * * * *', () => this.housekeeping(), { noOverlap: true, name: 'housekeeping' }));
@@ -146,12 +159,22 @@ export class Dispatcher {
         this.again = false;
         try {
           await this.drainOnce();
+          this.lastDrainAt = this.clock();
         } catch (error) {
           this.log(`dispatcher: drain failed: ${(error as Error).message}`);
         }
       } while (this.again && !this.stopped);
       this.draining = null;
     })();
+  }
+
+  /**
+   * Whether the dispatcher is alive: its ticks keep draining (a drain stuck on the database or a lock stops them).
+   * Always true without ticks (tests drive it) and before start.
+   */
+  alive(now = this.clock()): boolean {
+    if (this.options.cron === false || this.tasks.length === 0 || this.stopped) return true;
+    return now - this.lastDrainAt < 15_000;
   }
 
   /** Resolves when no drain and no send is running (tests, graceful stop). */
@@ -296,6 +319,7 @@ export class Dispatcher {
       return;
     }
     await this.storage.markSimSent(sim.id, start);
+    if (message.attempts === 0) this.options.observer?.started(Math.max(0, start - (message.sendAt ?? message.createdAt)));
     let results: PartResult[];
     try {
       results = await slot.sender.send({
@@ -311,6 +335,8 @@ export class Dispatcher {
       await this.storage.commitParts(sim.id, period, message.parts, 0);
       const code = error instanceof SmsgateError ? error.code : 'ENCODE';
       await this.storage.markFailed(message.id, this.owner, { errorCode: code, errorText: (error as Error).message, reason: `the message cannot be sent: ${(error as Error).message}` });
+      this.log(`message ${message.id} failed: it cannot be encoded: ${(error as Error).message}`, { message_id: message.id, sim: sim.id, channel: slot.sender.label, result: 'failed' });
+      this.options.observer?.finished('failed', sim.id);
       return;
     }
     const refs = results.flatMap((r) => (r.status === 'sent' ? [r.reference] : []));
@@ -321,6 +347,8 @@ export class Dispatcher {
       slot.failures = 0;
       await this.storage.markSent(message.id, this.owner, refs, now);
       await this.storage.logEvent({ kind: 'message.sent', messageId: message.id, simId: sim.id, channelId: slot.channelId, detail: { refs } }, now);
+      this.log(`message ${message.id} sent: ${refs.length} part(s) in ${now - start} ms`, { message_id: message.id, sim: sim.id, channel: slot.sender.label, result: 'sent', refs });
+      this.options.observer?.finished('sent', sim.id);
       return;
     }
     const error = (failed as { error: SmsgateError }).error;
@@ -330,14 +358,18 @@ export class Dispatcher {
       { kind: 'message.attempt-failed', messageId: message.id, simId: sim.id, channelId: slot.channelId, detail: { code: error.code, modemCode: error.modemCode, retry: error.retry, text: errorText, partsSent: refs.length } },
       now,
     );
+    let result: 'retry' | 'failed' | 'unknown' = 'retry';
     if (error.retry === 'unknown' && this.options.onUnknown === 'resend' && attempts < message.maxAttempts) {
       // Resent as the setting asks — within the message's attempts, as any retry.
       await this.storage.markRetry(message.id, this.owner, { errorCode: error.code, errorText, nextAttemptAt: now, reason: `resending (the last attempt's fate is unknown): ${errorText}` }, now);
     } else if (error.retry === 'unknown') {
+      result = 'unknown';
       await this.storage.markUnknown(message.id, this.owner, { errorCode: error.code, errorText, partRefs: refs }, now);
     } else if (error.retry === 'permanent') {
+      result = 'failed';
       await this.storage.markFailed(message.id, this.owner, { errorCode: error.code, errorText, reason: `rejected: ${errorText}` }, now);
     } else if (attempts >= message.maxAttempts) {
+      result = 'failed';
       await this.storage.markFailed(message.id, this.owner, { errorCode: error.code, errorText, reason: `gave up after ${attempts} attempt(s): ${errorText}` }, now);
     } else if (error.retry === 'retry-other') {
       await this.storage.markRetry(message.id, this.owner, { errorCode: error.code, errorText, nextAttemptAt: now, reason: `retrying on another SIM: ${errorText}`, avoidSimId: sim.id }, now);
@@ -345,6 +377,15 @@ export class Dispatcher {
       const backoff = (this.options.retryBaseMs ?? 30_000) * 2 ** (attempts - 1);
       await this.storage.markRetry(message.id, this.owner, { errorCode: error.code, errorText, nextAttemptAt: now + backoff, reason: `retrying in ${Math.round(backoff / 1000)} s: ${errorText}` }, now);
     }
+    this.log(`message ${message.id} attempt ${attempts} ${result === 'retry' ? 'failed, will retry' : `ended ${result}`}: ${errorText}`, {
+      message_id: message.id,
+      sim: sim.id,
+      channel: slot.sender.label,
+      result,
+      code: error.code,
+      modem_code: error.modemCode ?? null,
+    });
+    this.options.observer?.finished(result, sim.id);
     await this.channelFailed(slot, error);
   }
 

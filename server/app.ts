@@ -50,14 +50,41 @@ export function createApp(context: AppContext = {}): express.Express {
   app.use(securityHeaders);
   app.use(bodyParsers());
 
-  app.get('/health', async (_req, res) => {
+  /**
+   * Liveness and readiness: 200 when the database answers and the dispatcher's ticks run (503 otherwise);
+   * /health/ready also needs a healthy channel (a gateway without one accepts messages but sends none).
+   */
+  const health = async (ready: boolean, res: Response) => {
     const body: Record<string, unknown> = { status: 'ok', version: VERSION, uptimeSeconds: Math.round((Date.now() - started) / 1000) };
-    if (storage) body.queue = await storage.countByState();
+    const problems: string[] = [];
+    if (storage) {
+      try {
+        body.queue = await storage.countByState();
+      } catch (error) {
+        problems.push(`database: ${(error as Error).message}`);
+      }
+    }
     if (dispatcher) {
       body.channels = dispatcher.channels.map((c) => ({ port: c.sender.label, simId: c.simId, healthy: c.healthy, busy: c.busy }));
+      if (!dispatcher.alive()) problems.push('dispatcher: its ticks have stopped');
+      if (ready && !dispatcher.channels.some((c) => c.healthy && c.sender.isOpen)) problems.push('channels: none is healthy');
     }
-    res.json(body);
-  });
+    if (problems.length > 0) {
+      body.status = 'unavailable';
+      body.problems = problems;
+    }
+    res.status(problems.length > 0 ? 503 : 200).json(body);
+  };
+  app.get('/health', (_req, res) => health(false, res));
+  app.get('/health/ready', (_req, res) => health(true, res));
+
+  const metrics = context.services?.metrics;
+  if (metrics) {
+    app.get('/metrics', async (_req, res) => {
+      res.setHeader('Content-Type', metrics.registry.contentType);
+      res.send(await metrics.registry.metrics());
+    });
+  }
 
   /** What the send form shows while typing: encoding, parts, units left in the last part. */
   app.get('/api/v1/segments', (req, res) => {

@@ -14,6 +14,7 @@ import { queue, send, sim, status } from './cli-admin.js';
 import { box } from './cli-box.js';
 import { config, token, user } from './cli-users.js';
 import { parseListen } from './config.js';
+import { createLogger } from './log.js';
 import { identify, probeCommand, sendsms, simulate } from './cli-modem.js';
 import { VERSION } from './version.js';
 
@@ -24,13 +25,14 @@ Usage: smsgate <command> [options]
 Commands:
   serve [--config FILE] [--listen HOST:PORT] [--data DIR] [--db sqlite:PATH|mysql://…]
         [--simulate N] [--sim-latency MS] [--glob G]... [--pin PIN] [--lock-dir DIR]
-        [--unknown hold|resend] [--retention-days N]
+        [--unknown hold|resend] [--retention-days N] [--debug-at PORT] [--log-format auto|json|text]
         Run the gateway: HTTP API, web pages, dispatcher, modems (default 0.0.0.0:8080, data and
         the SQLite database under ./data). Finds the modems, or simulates N under DATA/sim.
         Settings come from the config file (smsgate config example prints every key), then the
         environment (SMSGATE_…), then these flags. A message whose fate is unknown (cut off
         mid-send) is held for a resend on request (default), or with --unknown resend sent again
-        at once (the recipient may get it twice).
+        at once (the recipient may get it twice). Logs go to stdout (JSON unless on a terminal);
+        --debug-at PORT adds that channel's raw AT dialogue. GET /health, /health/ready, /metrics.
   user add NAME [--admin] [--password-stdin]   (prints a generated password unless one is piped)
   user passwd NAME [--password-stdin] | user list [--json] | user disable|enable NAME
   token create USER [--label L] | token list [USER] [--json] | token revoke ID
@@ -303,6 +305,8 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     'lock-dir': { type: 'string' },
     unknown: { type: 'string' },
     'retention-days': { type: 'string' },
+    'debug-at': { type: 'string' },
+    'log-format': { type: 'string' },
   });
   if (values.unknown !== undefined && values.unknown !== 'hold' && values.unknown !== 'resend') {
     throw new UsageError(`--unknown takes hold or resend, got "${values.unknown}"`);
@@ -326,12 +330,18 @@ async function serve(args: string[], io: CliIo): Promise<number> {
   if (values['lock-dir'] !== undefined) config.modems.lockDir = values['lock-dir'];
   if (values.unknown) config.dispatch.onUnknown = values.unknown as 'hold' | 'resend';
   config.dispatch.retentionDays = integerOption(values['retention-days'], '--retention-days') ?? config.dispatch.retentionDays;
+  if (values['debug-at'] !== undefined) config.log.debugAt = values['debug-at'];
+  if (values['log-format'] !== undefined) {
+    if (!['auto', 'json', 'text'].includes(values['log-format'])) throw new UsageError(`--log-format takes auto, json or text, got "${values['log-format']}"`);
+    config.log.format = values['log-format'] as 'auto' | 'json' | 'text';
+  }
+  const logger = createLogger({ format: config.log.format, write: io.stdout });
   const dataDir = resolve(config.dataDir);
-  const gateway = await startGateway({ config, log: (line) => io.stdout(`smsgate: ${line}`) });
-  io.stdout(`smsgate ${VERSION} listening on ${gateway.url} (data in ${dataDir})`);
+  const gateway = await startGateway({ config, log: logger.log });
+  logger.log(`smsgate ${VERSION} listening on ${gateway.url} (data in ${dataDir})`, { url: gateway.url, data: dataDir });
   return new Promise((done) => {
     const stop = (signal: string) => {
-      io.stdout(`smsgate: ${signal}, stopping`);
+      logger.log(`${signal}: stopping (the sends in flight finish first)`);
       gateway.stop().then(
         () => done(0),
         (error: unknown) => {

@@ -88,6 +88,19 @@ const SCHEMA: Record<string, Record<string, KeySpec>> = {
     pin: { kind: 'string', default: '', doc: "The SIMs' PIN, when they ask for one." },
     lock_dir: { kind: 'string', default: '/var/lock', doc: 'UUCP lock files, shared with Gammu and minicom.' },
   },
+  log: {
+    format: {
+      kind: 'string',
+      default: 'auto',
+      oneOf: ['auto', 'json', 'text'],
+      doc: 'Log lines on stdout: "json" (for journald: every field searchable), "text", or "auto"\n(json unless stdout is a terminal).',
+    },
+    debug_at: {
+      kind: 'string',
+      default: '',
+      doc: "Log the raw AT dialogue of the channel on this port (e.g. /dev/ttyUSB2); empty: none.",
+    },
+  },
   simulate: {
     modems: { kind: 'int', default: 0, min: 0, max: 64, doc: 'Run this many simulated modems instead of probing (0 = use real modems).' },
     latency_ms: { kind: 'int', default: 2000, min: 0, max: 600_000, doc: "The simulated network's time per message part." },
@@ -104,6 +117,7 @@ export interface Config {
   dispatch: { onUnknown: 'hold' | 'resend'; retentionDays: number };
   callbacks: { secret: string; maxAttempts: number; timeoutMs: number };
   modems: { globs: string[]; pin: string; lockDir: string };
+  log: { format: 'auto' | 'json' | 'text'; debugAt: string };
   simulate: { modems: number; latencyMs: number };
 }
 
@@ -205,6 +219,7 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
     dispatch: shape('dispatch') as Config['dispatch'],
     callbacks: shape('callbacks') as Config['callbacks'],
     modems: shape('modems') as Config['modems'],
+    log: shape('log') as Config['log'],
     simulate: shape('simulate') as Config['simulate'],
   };
 }

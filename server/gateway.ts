@@ -15,10 +15,12 @@ import { Authenticator } from './auth.js';
 import { CallbackWorker } from './callbacks.js';
 import { type Config, parseListen } from './config.js';
 import type { Services } from './http.js';
+import type { LogFn } from './log.js';
+import { createMetrics } from './metrics.js';
 
 export interface GatewayOptions {
   config: Config;
-  log: (line: string) => void;
+  log: LogFn;
 }
 
 export interface Gateway {
@@ -33,14 +35,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true });
   const storage = await openStorage(config.db || defaultDbUrl(dataDir));
-  const dispatcher = new Dispatcher({ storage, log, onUnknown: config.dispatch.onUnknown, retentionDays: config.dispatch.retentionDays });
+  let dispatcher: Dispatcher;
+  const metrics = createMetrics(storage, () => dispatcher.channels.map((c) => ({ channelId: c.channelId, healthy: c.healthy, busy: c.busy })));
+  dispatcher = new Dispatcher({ storage, log, onUnknown: config.dispatch.onUnknown, retentionDays: config.dispatch.retentionDays, observer: metrics.observer });
   let sim: Simulator | null = null;
   let server: RunningServer | null = null;
   let callbacks: CallbackWorker | null = null;
   try {
     const secret = config.callbacks.secret || (await storage.ensureSetting('callback_secret', randomBytes(32).toString('hex')));
     callbacks = new CallbackWorker({ storage, secret, maxAttempts: config.callbacks.maxAttempts, timeoutMs: config.callbacks.timeoutMs, log });
-    const modemOptions = { lockDir: config.modems.lockDir, pin: config.modems.pin || undefined };
+    const debugAt = config.log.debugAt;
+    const modemOptions = {
+      lockDir: config.modems.lockDir,
+      pin: config.modems.pin || undefined,
+      trace: debugAt ? (path: string, direction: string, text: string) => path === debugAt && log(`AT ${direction} ${text}`, { channel: path }) : undefined,
+    };
     let modems: FoundModem[];
     if (config.simulate.modems > 0) {
       sim = await Simulator.start({ dir: join(dataDir, 'sim'), modems: config.simulate.modems, latencyMs: config.simulate.latencyMs, control: true });
@@ -69,6 +78,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       config,
       dispatcher,
       callbacks,
+      metrics,
       auth: new Authenticator(storage, config.auth),
     };
     server = await startServer(host, port, { services, log });

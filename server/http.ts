@@ -11,6 +11,7 @@ import type { Storage, User } from '../sql/storage.js';
 import { AuthError, type Authenticator, type Principal } from './auth.js';
 import type { CallbackWorker } from './callbacks.js';
 import type { Config } from './config.js';
+import type { Metrics } from './metrics.js';
 import { RecipientsError, bad } from './requests.js';
 
 /** What the routes work with. */
@@ -20,6 +21,7 @@ export interface Services {
   auth: Authenticator;
   dispatcher?: Dispatcher;
   callbacks?: CallbackWorker;
+  metrics?: Metrics;
 }
 
 export const SESSION_COOKIE = 'smsgate_session';

@@ -739,6 +739,18 @@ export class Storage {
     return rows.map(toMessage);
   }
 
+  /** When the oldest queued message that is due now became due (its send_at, or when it was accepted); null: none. */
+  async oldestDue(now: number): Promise<number | null> {
+    const [row] = await this.db.all<Row>(`SELECT MIN(COALESCE(send_at, created_at)) AS t FROM messages WHERE state = 'queued' AND next_attempt_at <= ?`, [now]);
+    return row ? numOrNull(row.t) : null;
+  }
+
+  /** Parts the network took through this SIM, in every billing period kept. */
+  async partsSent(simId: number): Promise<number> {
+    const [row] = await this.db.all<Row>('SELECT SUM(parts_used) AS n FROM sim_usage WHERE sim_id = ?', [simId]);
+    return row ? (numOrNull(row.n) ?? 0) : 0;
+  }
+
   /** How many messages are in each state. */
   async countByState(): Promise<Partial<Record<MessageState, number>>> {
     const rows = await this.db.all<Row>('SELECT state, COUNT(*) AS n FROM messages GROUP BY state');

@@ -423,6 +423,46 @@ describe('the JSON API', () => {
   });
 });
 
+describe('health and metrics', () => {
+  it('/health and /health/ready answer 200 with the queue and the channels', async () => {
+    const live = await http('GET', '/health');
+    expect(live.status).toBe(200);
+    expect(live.body).toMatchObject({ status: 'ok' });
+    expect(live.body.channels).toHaveLength(2);
+    expect((await http('GET', '/health/ready')).status).toBe(200);
+  });
+
+  it('/metrics counts what the database and the dispatcher saw', async () => {
+    const r = await http('POST', '/api/v1/messages', { headers: asAdmin, body: { to: '+79165550001,+79165550002', text: 'z'.repeat(200) } });
+    for (const m of r.body.messages) await waitFor(() => storage.getMessage(m.id), (x) => x?.state === 'sent');
+    const scrape = await fetch(`${base}/metrics`);
+    expect(scrape.headers.get('content-type')).toMatch(/^text\/plain; version=0.0.4/);
+    const text = await scrape.text();
+    const value = (pattern: string) => {
+      const line = text.split('\n').find((l) => l.startsWith(pattern));
+      if (!line) throw new Error(`no metric line ${pattern}`);
+      return Number(line.slice(line.lastIndexOf(' ') + 1));
+    };
+    const counts = await storage.countByState();
+    expect(value('smsgate_messages{state="sent"}')).toBe(counts.sent);
+    expect(value('smsgate_queue_depth ')).toBe(counts.queued ?? 0);
+    let parts = 0;
+    for (const sim of await storage.listSims()) {
+      const sent = value(`smsgate_sim_parts_sent_total{sim="${sim.id}"`);
+      expect(sent).toBe(await storage.partsSent(sim.id));
+      parts += sent;
+    }
+    const sentMessages = (await storage.listMessages({ state: 'sent', limit: 1000 })).reduce((n, m) => n + m.parts, 0);
+    expect(parts).toBe(sentMessages);
+    expect(value('smsgate_dispatch_latency_seconds_count')).toBeGreaterThanOrEqual(counts.sent!);
+    expect(text).toMatch(/smsgate_send_attempts_total\{result="sent",sim="\d+"\} \d+/);
+    expect(text).toMatch(/smsgate_channel_signal_dbm\{channel="\d+",port="[^"]+",sim="\d+"\} -\d+/);
+    expect(value('smsgate_channel_healthy{')).toBe(1);
+    expect(text).toContain('smsgate_process_resident_memory_bytes');
+    expect(text).toContain('smsgate_nodejs_eventloop_lag_seconds');
+  });
+});
+
 describe('failed logins', () => {
   it('are limited per address and per user, the same for a user that does not exist', async () => {
     const from = address();
