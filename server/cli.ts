@@ -15,6 +15,7 @@ import { box } from './cli-box.js';
 import { config, token, user } from './cli-users.js';
 import { parseListen } from './config.js';
 import { createLogger } from './log.js';
+import { systemdNotifier } from './systemd.js';
 import { identify, probeCommand, sendsms, simulate } from './cli-modem.js';
 import { VERSION } from './version.js';
 
@@ -339,11 +340,19 @@ async function serve(args: string[], io: CliIo): Promise<number> {
   const dataDir = resolve(config.dataDir);
   const gateway = await startGateway({ config, log: logger.log });
   logger.log(`smsgate ${VERSION} listening on ${gateway.url} (data in ${dataDir})`, { url: gateway.url, data: dataDir });
+  // Under systemd: ready now, and a watchdog that pings only while the gateway is well.
+  const systemd = systemdNotifier(process.env, logger.warn);
+  systemd.notify('READY=1');
+  systemd.startWatchdog(() => gateway.healthy());
   return new Promise((done) => {
     const stop = (signal: string) => {
       logger.log(`${signal}: stopping (the sends in flight finish first)`);
+      systemd.notify('STOPPING=1');
       gateway.stop().then(
-        () => done(0),
+        () => {
+          systemd.close();
+          done(0);
+        },
         (error: unknown) => {
           io.stderr(`smsgate: serve: stopping failed: ${(error as Error).message}`);
           done(1);

@@ -26,6 +26,8 @@ export interface GatewayOptions {
 export interface Gateway {
   url: string;
   services: Services;
+  /** The database answers within 5 s and the dispatcher's ticks run (the systemd watchdog's test). */
+  healthy(): Promise<boolean>;
   stop(): Promise<void>;
 }
 
@@ -86,6 +88,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     return {
       url: running.url,
       services,
+      healthy: async () => {
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), 5_000);
+        });
+        try {
+          const db = storage.countByState().then(
+            () => true,
+            () => false,
+          );
+          return (await Promise.race([db, timeout])) && dispatcher.alive();
+        } finally {
+          clearTimeout(timer);
+        }
+      },
       stop: async () => {
         await running.close();
         await callbacks!.stop();

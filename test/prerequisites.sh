@@ -6,6 +6,7 @@
 # - mariadb-server: the storage conformance suite runs against a throw-away MariaDB on 127.0.0.1.
 # - openssh-server: remote boxes are tested against a real sshd on 127.0.0.1.
 # - chromium: the web pages are tested in a real headless browser (driven by playwright-core).
+# - systemd: systemd-analyze checks the service unit (systemd need not be running).
 # Nothing is skipped for a missing tool: without root to install it, this fails and says what to install.
 set -eu
 
@@ -16,6 +17,7 @@ command -v socat >/dev/null 2>&1 || missing="$missing socat"
 [ -x /usr/sbin/mariadbd ] || missing="$missing mariadb-server"
 [ -x /usr/sbin/sshd ] || missing="$missing openssh-server"
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
+command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
 
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$node_major" -lt 20 ]; then
@@ -39,3 +41,4 @@ command -v socat >/dev/null
 [ -x /usr/sbin/mariadbd ]
 [ -x /usr/sbin/sshd ]
 [ -x /usr/bin/chromium ]
+command -v systemd-analyze >/dev/null
