@@ -148,11 +148,23 @@ NPM=$NODE_DIR/npm
 [ -x "$NPM" ] || NPM=$(command -v npm || true)
 [ -n "$NPM" ] || die "npm is missing next to $NODE (install Debian's npm, or Node.js with npm)"
 say "using Node.js $("$NODE" --version) ($NODE)"
+# Native modules are compiled against the headers of the Node that runs them: those installed next to it when there
+# are (official builds and most packages ship them), else node-gyp downloads them.
+node_prefix=$(dirname "$NODE_DIR")
+if [ -f "$node_prefix/include/node/node.h" ] && [ -z "${npm_config_nodedir:-}" ]; then
+  npm_config_nodedir=$node_prefix
+  export npm_config_nodedir
+fi
+# npm trusts the box's certificate store too (a proxy's CA added with update-ca-certificates, for instance).
+if [ -z "${NODE_EXTRA_CA_CERTS:-}" ] && [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+  NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt
+  export NODE_EXTRA_CA_CERTS
+fi
 
 # ---- user and directories
 
 if ! id "$SERVICE_USER" >/dev/null 2>&1; then
-  adduser --system --group --home "$DATA_DIR" --no-create-home --gecos 'smsgate SMS gateway' "$SERVICE_USER" >/dev/null
+  adduser --system --group --home "$DATA_DIR" --gecos 'smsgate SMS gateway' "$SERVICE_USER" >/dev/null
   say "created the system user '$SERVICE_USER'"
 fi
 id -nG "$SERVICE_USER" | grep -qw dialout || usermod -a -G dialout "$SERVICE_USER"

@@ -34,12 +34,14 @@ Commands:
         mid-send) is held for a resend on request (default), or with --unknown resend sent again
         at once (the recipient may get it twice). Logs go to stdout (JSON unless on a terminal);
         --debug-at PORT adds that channel's raw AT dialogue. GET /health, /health/ready, /metrics.
-  user add NAME [--admin] [--password-stdin]   (prints a generated password unless one is piped)
-  user passwd NAME [--password-stdin] | user list [--json] | user disable|enable NAME
+  user add NAME [--admin] [--password-stdin] | user passwd NAME [--password-stdin]
+  user list [--json] | user disable|enable NAME
+        Users: a generated password is printed unless one is piped in; a new password ends
+        the user's web sessions; the last enabled admin cannot be disabled.
   token create USER [--label L] | token list [USER] [--json] | token revoke ID
-        Users and API tokens (a token is printed once).
-        user, token, status, sim, queue, send and box work on the database the service uses:
-        --config FILE (or SMSGATE_CONFIG), --data DIR or --db URL.
+        API tokens (Authorization: Bearer …): printed once, stored as a hash.
+  (user, token, status, sim, queue, send and box work on the database the service uses:
+   --config FILE (or SMSGATE_CONFIG), --data DIR or --db URL.)
   status [--json]
         Channels (signal, network, health, last error), SIMs (quota used and left), queue depth
         and the oldest queued message, the last errors; fits 80 columns.
@@ -112,9 +114,35 @@ const defaultIo: CliIo = {
   readStdin: () => readFileSync(0, 'utf8'),
 };
 
+/**
+ * The help of one command: the blocks of HELP whose first line starts with it (an entry runs until the next line
+ * that starts a command at the same indentation).
+ */
+export function commandHelp(command: string): string | null {
+  const lines = HELP.split('\n');
+  const out: string[] = [];
+  let inside = false;
+  for (const line of lines) {
+    const starts = /^ {2}\S/.test(line);
+    if (starts) inside = line.slice(2).split(/\s/)[0] === command || line.includes(`| ${command} `);
+    else if (!/^ {4,}/.test(line)) inside = false;
+    if (inside) out.push(line);
+  }
+  return out.length > 0 ? `Usage: smsgate ${command} …\n\n${out.join('\n')}` : null;
+}
+
 /** Runs the CLI; resolves to the exit status (serve resolves only when the server stops). */
 export async function main(argv: string[], io: CliIo = defaultIo): Promise<number> {
   const [command, ...rest] = argv;
+  // `smsgate VERB --help` (or -h) anywhere among a verb's options: that verb's help. Not after "--" (box channel).
+  const beforeDashes = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
+  if (command && !command.startsWith('-') && command !== 'help' && (beforeDashes.includes('--help') || beforeDashes.includes('-h'))) {
+    const help = commandHelp(command);
+    if (help) {
+      io.stdout(help.trimEnd());
+      return 0;
+    }
+  }
   try {
     switch (command) {
       case undefined:

@@ -3,10 +3,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import bcrypt from 'bcrypt';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { tokenHash } from '../server/auth.js';
 import { defaultDbUrl, openStorage } from '../sql/index.js';
 import { runCli } from './helpers/cli.js';
+import { type TestMariaDb, startMariaDb } from './helpers/mariadb.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'smsgate-cli-users-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -89,5 +90,47 @@ describe('smsgate token', () => {
     expect(runCli(['token', 'revoke', String(listed[0]!.id), ...data]).status).toBe(1);
     expect(runCli(['token', 'revoke', 'x', ...data]).status).toBe(2);
     expect(runCli(['token', 'create', 'ghost', ...data]).status).toBe(1);
+  });
+});
+
+describe('--help on every verb', () => {
+  it.each(['serve', 'user', 'token', 'status', 'sim', 'queue', 'send', 'box', 'config', 'pdu', 'identify', 'probe', 'sendsms', 'simulate'])('smsgate %s --help', (verb) => {
+    const r = runCli([verb, '--help']);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^Usage: smsgate ${verb} `));
+    expect(r.stdout.split('\n').filter((l) => l.startsWith(`  ${verb}`)).length).toBeGreaterThan(0);
+  });
+});
+
+describe('user and token on MariaDB', () => {
+  let mariadb: TestMariaDb;
+  beforeAll(async () => {
+    mariadb = await startMariaDb();
+  }, 60_000);
+  afterAll(async () => {
+    await mariadb?.stop();
+  });
+
+  it('adds, lists, disables users and creates and revokes tokens there too', async () => {
+    const url = await mariadb.url('smsgate_cli_users');
+    const db = ['--db', url];
+    expect(runCli(['user', 'add', 'ops', '--admin', '--password-stdin', ...db], 'a long password\n')).toMatchObject({ status: 0 });
+    expect(runCli(['user', 'add', 'dev', ...db]).status).toBe(0);
+    expect(runCli(['user', 'disable', 'dev', ...db]).status).toBe(0);
+    const users = JSON.parse(runCli(['user', 'list', '--json', ...db]).stdout) as { name: string; role: string; disabled: boolean }[];
+    expect(users.map((u) => [u.name, u.role, u.disabled])).toEqual([
+      ['dev', 'user', true],
+      ['ops', 'admin', false],
+    ]);
+    const token = runCli(['token', 'create', 'ops', ...db]).stdout.trim();
+    const storage = await openStorage(url);
+    try {
+      expect((await storage.findToken(tokenHash(token)))!.user.name).toBe('ops');
+      const [listed] = JSON.parse(runCli(['token', 'list', 'ops', '--json', ...db]).stdout) as { id: number }[];
+      expect(runCli(['token', 'revoke', String(listed!.id), ...db]).status).toBe(0);
+      expect(await storage.findToken(tokenHash(token))).toBeNull();
+    } finally {
+      await storage.close();
+    }
   });
 });

@@ -7,6 +7,7 @@
 # - openssh-server: remote boxes are tested against a real sshd on 127.0.0.1.
 # - chromium: the web pages are tested in a real headless browser (driven by playwright-core).
 # - systemd: systemd-analyze checks the service unit (systemd need not be running).
+# - debootstrap, shellcheck: install.sh is run for real in a throw-away Debian root, and linted.
 # Nothing is skipped for a missing tool: without root to install it, this fails and says what to install.
 set -eu
 
@@ -18,6 +19,8 @@ command -v socat >/dev/null 2>&1 || missing="$missing socat"
 [ -x /usr/sbin/sshd ] || missing="$missing openssh-server"
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
 command -v systemd-analyze >/dev/null 2>&1 || missing="$missing systemd"
+[ -x /usr/sbin/debootstrap ] || missing="$missing debootstrap"
+command -v shellcheck >/dev/null 2>&1 || missing="$missing shellcheck"
 
 node_major=$(node -p 'process.versions.node.split(".")[0]')
 if [ "$node_major" -lt 20 ]; then
@@ -42,3 +45,5 @@ command -v socat >/dev/null
 [ -x /usr/sbin/sshd ]
 [ -x /usr/bin/chromium ]
 command -v systemd-analyze >/dev/null
+[ -x /usr/sbin/debootstrap ]
+command -v shellcheck >/dev/null
