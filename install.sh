@@ -181,8 +181,11 @@ if [ "$(cat "$PREFIX/.smsgate-install" 2>/dev/null || true)" != "$stamp" ] || [ 
   rm -rf "$new"
   mkdir -p "$new"
   (cd "$SRC" && tar -cf - package.json package-lock.json tsconfig.json README.md server modem scheduler sql public systemd bench) | tar -xf - -C "$new"
-  (cd "$new" && PATH="$NODE_DIR:$PATH" "$NPM" ci --no-audit --no-fund --loglevel=error --foreground-scripts >/dev/null && PATH="$NODE_DIR:$PATH" "$NPM" prune --omit=dev --no-audit --no-fund --loglevel=error >/dev/null) ||
-    die "npm could not install the app (see the messages above)"
+  npm_log=$PREFIX/npm-install.log
+  if ! (cd "$new" && PATH="$NODE_DIR:$PATH" "$NPM" ci --no-audit --no-fund --loglevel=error && PATH="$NODE_DIR:$PATH" "$NPM" prune --omit=dev --no-audit --no-fund --loglevel=error) > "$npm_log" 2>&1; then
+    tail -n 40 "$npm_log" >&2
+    die "npm could not install the app (the last lines above; all of it in $npm_log)"
+  fi
   rm -rf "$APP.old"
   [ -d "$APP" ] && mv "$APP" "$APP.old"
   mv "$new" "$APP"
