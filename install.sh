@@ -174,6 +174,9 @@ install -d -o root -g "$SERVICE_USER" -m 0750 "$CONFIG_DIR"
 # ---- the app: rebuilt only when its sources or Node changed
 
 APP=$PREFIX/app
+# The marker that PREFIX is ours (--uninstall removes only such a PREFIX); it holds the installed app's stamp.
+mkdir -p "$PREFIX"
+[ -f "$PREFIX/.smsgate-install" ] || printf 'incomplete\n' > "$PREFIX/.smsgate-install"
 stamp=$( (cd "$SRC" && cat package.json package-lock.json tsconfig.json && find server modem scheduler sql public systemd -type f | LC_ALL=C sort | xargs cat; "$NODE" --version) | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$PREFIX/.smsgate-install" 2>/dev/null || true)" != "$stamp" ] || [ ! -f "$APP/dist/server/smsgate.js" ]; then
   say "installing the app under $APP (npm packages are fetched and built: a few minutes on a small board)"

@@ -27,8 +27,11 @@ function sh(command: string, args: string[], options: { input?: string; timeout?
   return { status: r.status ?? -1, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
 }
 
+/** A command in the root with the clean environment of a root login there (nothing of this test's npm or vitest). */
+const CLEAN_ENV = ['/usr/bin/env', '-i', 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'HOME=/root', 'LANG=C.UTF-8', 'TERM=dumb'];
+
 function inRoot(args: string[], timeout = 60_000): { status: number; out: string } {
-  return sh('chroot', [root, ...args], { timeout });
+  return sh('chroot', [root, ...CLEAN_ENV, ...args], { timeout });
 }
 
 function mount(args: string[], target: string): void {
@@ -136,7 +139,7 @@ describe('install.sh into a fresh Debian 12 root', () => {
   it("the service's command line serves a healthy /health, and the printed admin can log in", async () => {
     const password = /log in as 'admin' with the password: (\S+)/.exec(firstRun)![1]!;
     const port = await freePort();
-    const child: ChildProcess = spawn('chroot', [root, 'runuser', '-u', 'smsgate', '--', '/opt/smsgate/bin/smsgate', 'serve', '--config', '/etc/smsgate/smsgate.toml', '--listen', `127.0.0.1:${port}`], {
+    const child: ChildProcess = spawn('chroot', [root, ...CLEAN_ENV, 'runuser', '-u', 'smsgate', '--', '/opt/smsgate/bin/smsgate', 'serve', '--config', '/etc/smsgate/smsgate.toml', '--listen', `127.0.0.1:${port}`], {
       stdio: 'ignore',
     });
     try {
