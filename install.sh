@@ -64,6 +64,8 @@ while [ $# -gt 0 ]; do
   esac
 done
 case $PREFIX in /*) ;; *) die "--prefix must be an absolute path" ;; esac
+# The prefix is smsgate's alone (--uninstall removes what is in it): a directory named smsgate.
+case ${PREFIX%/} in */smsgate) PREFIX=${PREFIX%/} ;; *) die "--prefix must be a directory of its own named smsgate (e.g. /srv/smsgate), not $PREFIX" ;; esac
 
 [ "$(id -u)" -eq 0 ] || die "run as root (sudo $0)"
 [ -f /etc/debian_version ] || die "this installer is for Debian and its derivatives (Armbian, Raspberry Pi OS)"
@@ -73,15 +75,27 @@ systemd_running() { [ -d /run/systemd/system ]; }
 # ---- uninstall
 
 if [ $UNINSTALL = yes ]; then
+  # The prefix the command points into, when it was installed elsewhere.
+  if [ -L "$LINK" ]; then
+    linked=$(readlink "$LINK")
+    case $linked in */smsgate/bin/smsgate) PREFIX=${linked%/bin/smsgate} ;; esac
+  fi
   if systemd_running && systemctl list-unit-files smsgate.service >/dev/null 2>&1; then
     systemctl disable --now smsgate.service >/dev/null 2>&1 || true
   fi
   rm -f "$UNIT" "$UDEV_RULES" "$LINK"
+  rm -rf "$UNIT.d"
   if systemd_running; then systemctl daemon-reload || true; fi
   if command -v udevadm >/dev/null 2>&1; then udevadm control --reload >/dev/null 2>&1 || true; fi
-  if [ -f "$PREFIX/.smsgate-install" ]; then rm -rf "$PREFIX"; fi
+  # Only what the installer puts there, then the directory if that leaves it empty.
+  if [ -f "$PREFIX/.smsgate-install" ]; then
+    rm -rf "${PREFIX:?}/app" "${PREFIX:?}/app.new" "${PREFIX:?}/app.old" "${PREFIX:?}/node" "${PREFIX:?}/bin" "${PREFIX:?}/README.md" "${PREFIX:?}/npm-install.log" "${PREFIX:?}/.smsgate-install"
+    rmdir "$PREFIX" 2>/dev/null || say "left $PREFIX: it holds files the installer did not put there"
+  fi
   rm -rf "$CONFIG_DIR"
-  if id "$SERVICE_USER" >/dev/null 2>&1; then deluser --system "$SERVICE_USER" >/dev/null 2>&1 || userdel "$SERVICE_USER" || true; fi
+  if id "$SERVICE_USER" >/dev/null 2>&1; then
+    deluser --system "$SERVICE_USER" >/dev/null 2>&1 || userdel "$SERVICE_USER" || say "could not remove the user '$SERVICE_USER'"
+  fi
   say "removed the service, the app ($PREFIX), the config ($CONFIG_DIR), the udev rules and the user '$SERVICE_USER'"
   if [ -d "$DATA_DIR" ]; then
     say "kept the data directory $DATA_DIR (the message history and the SQLite database); remove it with: rm -rf $DATA_DIR"
@@ -129,7 +143,8 @@ if [ -z "$NODE" ]; then
   if [ -n "$debian_version" ] && [ "$debian_version" -ge $NODE_MAJOR_MIN ] 2>/dev/null; then
     say "installing Node.js $debian_version from Debian's packages"
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null
-    NODE=$(command -v node)
+    NODE=/usr/bin/node
+    [ "$(node_major "$NODE")" -ge $NODE_MAJOR_MIN ] || die "Debian's Node.js did not install as expected"
   else
     say "this Debian's Node.js is older than $NODE_MAJOR_MIN: installing the official Node.js $NODE_FALLBACK_VERSION ($NODE_ARCH) from nodejs.org under $PREFIX/node"
     tarball=node-$NODE_FALLBACK_VERSION-linux-$NODE_ARCH.tar.xz
@@ -169,15 +184,18 @@ if ! id "$SERVICE_USER" >/dev/null 2>&1; then
 fi
 id -nG "$SERVICE_USER" | grep -qw dialout || usermod -a -G dialout "$SERVICE_USER"
 install -d -o "$SERVICE_USER" -g "$SERVICE_USER" -m 0750 "$DATA_DIR"
+# A data directory kept from an earlier install belongs to this install's user (its uid may have changed).
+chown -R "$SERVICE_USER:$SERVICE_USER" "$DATA_DIR"
 install -d -o root -g "$SERVICE_USER" -m 0750 "$CONFIG_DIR"
 
 # ---- the app: rebuilt only when its sources or Node changed
 
 APP=$PREFIX/app
+CHANGED=no
 # The marker that PREFIX is ours (--uninstall removes only such a PREFIX); it holds the installed app's stamp.
 mkdir -p "$PREFIX"
 [ -f "$PREFIX/.smsgate-install" ] || printf 'incomplete\n' > "$PREFIX/.smsgate-install"
-stamp=$( (cd "$SRC" && cat package.json package-lock.json tsconfig.json && find server modem scheduler sql public systemd -type f | LC_ALL=C sort | xargs cat; "$NODE" --version) | sha256sum | cut -d' ' -f1)
+stamp=$( (cd "$SRC" && find package.json package-lock.json tsconfig.json README.md server modem scheduler sql public systemd bench -type f -print0 | LC_ALL=C sort -z | xargs -0 sha256sum; "$NODE" --version) | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$PREFIX/.smsgate-install" 2>/dev/null || true)" != "$stamp" ] || [ ! -f "$APP/dist/server/smsgate.js" ]; then
   say "installing the app under $APP (npm packages are fetched and built: a few minutes on a small board)"
   new=$PREFIX/app.new
@@ -195,6 +213,7 @@ if [ "$(cat "$PREFIX/.smsgate-install" 2>/dev/null || true)" != "$stamp" ] || [ 
   rm -rf "$APP.old"
   cp "$SRC/README.md" "$PREFIX/README.md"
   printf '%s\n' "$stamp" > "$PREFIX/.smsgate-install"
+  CHANGED=yes
 else
   say "the app under $APP is up to date"
 fi
@@ -211,7 +230,7 @@ if [ "\$(id -u)" -eq 0 ]; then
 fi
 exec "$NODE" "$APP/dist/server/smsgate.js" "\$@"
 EOF
-install -m 0755 "$wrapper" "$PREFIX/bin/smsgate"
+cmp -s "$wrapper" "$PREFIX/bin/smsgate" 2>/dev/null || install -m 0755 "$wrapper" "$PREFIX/bin/smsgate"
 rm -f "$wrapper"
 ln -sfn "$PREFIX/bin/smsgate" "$LINK"
 
@@ -221,23 +240,29 @@ if [ ! -f "$CONFIG" ]; then
   db_line='db = ""'
   if [ $MYSQL = yes ]; then
     password=$(head -c 18 /dev/urandom | base64 | tr -d '/+=')
-    if systemd_running; then systemctl enable --now mariadb >/dev/null 2>&1 || true; fi
-    mariadb -e "CREATE DATABASE IF NOT EXISTS smsgate CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
-      CREATE USER IF NOT EXISTS 'smsgate'@'localhost' IDENTIFIED BY '$password';
-      ALTER USER 'smsgate'@'localhost' IDENTIFIED BY '$password';
-      GRANT ALL PRIVILEGES ON smsgate.* TO 'smsgate'@'localhost';" ||
-      die "cannot set up the MariaDB database (is mariadb running? systemctl start mariadb)"
+    if systemd_running; then systemctl enable --now mariadb >/dev/null 2>&1 || true; else service mariadb start >/dev/null 2>&1 || true; fi
+    # On stdin, so the password never shows in the process list.
+    printf "CREATE DATABASE IF NOT EXISTS smsgate CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
+      CREATE USER IF NOT EXISTS 'smsgate'@'localhost' IDENTIFIED BY '%s';
+      ALTER USER 'smsgate'@'localhost' IDENTIFIED BY '%s';
+      GRANT ALL PRIVILEGES ON smsgate.* TO 'smsgate'@'localhost';\n" "$password" "$password" | mariadb ||
+      die "cannot set up the MariaDB database: is MariaDB running? (systemctl start mariadb, or service mariadb start)"
     db_line="db = \"mysql://smsgate:$password@localhost:3306/smsgate\""
     say "created the MariaDB database 'smsgate' and its user"
   fi
+  example=$(mktemp)
+  "$NODE" "$APP/dist/server/smsgate.js" config example > "$example" || die "cannot print the example config"
   tmpconf=$(mktemp)
-  "$NODE" "$APP/dist/server/smsgate.js" config example |
-    sed -e "s|^data_dir = .*|data_dir = \"$DATA_DIR\"|" -e "s|^db = .*|$db_line|" > "$tmpconf"
+  sed -e "s|^data_dir = .*|data_dir = \"$DATA_DIR\"|" -e "s|^db = .*|$db_line|" "$example" > "$tmpconf"
   install -o root -g "$SERVICE_USER" -m 0640 "$tmpconf" "$CONFIG"
-  rm -f "$tmpconf"
+  rm -f "$tmpconf" "$example"
   say "wrote $CONFIG (every key documented; edit it, then: systemctl restart smsgate)"
+  CHANGED=yes
 else
   say "kept the existing $CONFIG"
+  if [ $MYSQL = yes ] && ! grep -q '^db = "mysql://' "$CONFIG"; then
+    say "warning: --mysql, but the existing $CONFIG does not use MariaDB; it is kept as it is (set db = \"mysql://...\" in it yourself)"
+  fi
 fi
 SMSGATE_CONFIG=$CONFIG "$NODE" "$APP/dist/server/smsgate.js" config check --config "$CONFIG" >/dev/null || die "$CONFIG has an error (see above)"
 
@@ -276,6 +301,7 @@ sed "s|@PREFIX@|$PREFIX|g" "$APP/systemd/smsgate.service" > "$unit"
 if ! cmp -s "$unit" "$UNIT" 2>/dev/null; then
   install -m 0644 "$unit" "$UNIT"
   say "installed $UNIT"
+  CHANGED=yes
 fi
 rm -f "$unit"
 
@@ -285,23 +311,28 @@ users=$(runuser -u "$SERVICE_USER" -- env SMSGATE_CONFIG="$CONFIG" "$NODE" "$APP
 if [ "$users" = "[]" ]; then
   created=$(runuser -u "$SERVICE_USER" -- env SMSGATE_CONFIG="$CONFIG" "$NODE" "$APP/dist/server/smsgate.js" user add "$ADMIN" --admin)
   admin_password=$(printf '%s\n' "$created" | sed -n 's/^password: //p')
+  # Said at once: whatever fails after this, the password is not lost.
+  say "created the first admin '$ADMIN' with the password: $admin_password   (change it: smsgate user passwd $ADMIN)"
 fi
 
+# Enabled in any case (systemctl does that without a running systemd, e.g. in an image being built); started, or
+# restarted only when the app, the config or the unit changed: a second run does not interrupt the sends.
+if command -v systemctl >/dev/null 2>&1; then systemctl enable smsgate.service >/dev/null 2>&1 || say "warning: could not enable smsgate.service"; fi
 if systemd_running; then
   systemctl daemon-reload
-  systemctl enable smsgate.service >/dev/null 2>&1
   if [ $START = yes ]; then
-    systemctl restart smsgate.service
+    if [ $CHANGED = yes ]; then systemctl restart smsgate.service; else systemctl start smsgate.service; fi
     say "the service runs (systemctl status smsgate; journalctl -u smsgate -f)"
   fi
 else
-  say "systemd is not running here: the service is installed but not started; run it by hand with: $LINK serve"
+  say "systemd is not running here: the service is installed and enabled but not started; run it by hand with: $LINK serve"
 fi
 
 port=$(sed -n 's/^listen = "[^"]*:\([0-9]*\)"$/\1/p' "$CONFIG")
-address=$(hostname -I 2>/dev/null | cut -d' ' -f1)
+# The first IPv4 address, for the URL.
+address=$(hostname -I 2>/dev/null | tr ' ' '\n' | grep -m1 -E '^[0-9]+[.][0-9]+[.][0-9]+[.][0-9]+$' || true)
 say "done. Open http://${address:-<this box>}:${port:-8080}/"
 if [ -n "${admin_password:-}" ]; then
-  say "log in as '$ADMIN' with the password: $admin_password   (change it: smsgate user passwd $ADMIN)"
+  say "log in as '$ADMIN' with the password: $admin_password"
 fi
 say "admin commands: smsgate status | smsgate user add NAME | smsgate sim list | smsgate --help"

@@ -10,7 +10,7 @@
  */
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { chmodSync, cpSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, realpathSync, rmSync, statSync, symlinkSync } from 'node:fs';
 import { tmpdir, userInfo } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -71,17 +71,19 @@ beforeAll(() => {
   if (userInfo().uid !== 0) throw new Error('the installer test needs root (chroot and mounts): run npm test as root');
   if (!existsSync('/usr/sbin/debootstrap')) throw new Error('debootstrap is missing: apt-get install debootstrap (test/prerequisites.sh does)');
   mkdirSync(join(CACHE, 'apt'), { recursive: true });
+  mkdirSync(join(CACHE, 'debootstrap'), { recursive: true });
   if (!existsSync(BASE)) {
     const build = mkdtempSync(join(tmpdir(), 'smsgate-debootstrap-'));
     const r = sh('debootstrap', ['--variant=minbase', `--cache-dir=${join(CACHE, 'debootstrap')}`, 'bookworm', build, 'http://deb.debian.org/debian'], { timeout: 900_000 });
-    mkdirSync(join(CACHE, 'debootstrap'), { recursive: true });
     if (r.status !== 0) throw new Error(`debootstrap failed: ${r.out.slice(-2000)}`);
     execFileSync('tar', ['-cf', `${BASE}.part`, '-C', build, '.']);
     execFileSync('mv', [`${BASE}.part`, BASE]);
     rmSync(build, { recursive: true, force: true });
   }
-  root = mkdtempSync(join(tmpdir(), 'smsgate-install-root-'));
+  root = realpathSync(mkdtempSync(join(tmpdir(), 'smsgate-install-root-')));
   execFileSync('tar', ['-xf', BASE, '-C', root]);
+  // A root directory, as "/" is: everyone may enter it (mkdtemp made it 0700).
+  chmodSync(root, 0o755);
   // The box's Node (the installer finds it on PATH, as on a box that has one), its resolver, the project's files.
   cpSync(process.execPath, join(root, 'usr/local/bin/node'));
   const npmDir = join(dirname(process.execPath), '..', 'lib', 'node_modules', 'npm');
@@ -99,8 +101,13 @@ beforeAll(() => {
   mkdirSync(join(root, 'root/src'), { recursive: true });
   execFileSync('sh', ['-c', `git -C "${ROOT}" ls-files -z | xargs -0 tar -cf - -C "${ROOT}" | tar -xf - -C "${join(root, 'root/src')}"`]);
   mount(['-t', 'proc', 'proc'], join(root, 'proc'));
-  mount(['--bind', '/dev'], join(root, 'dev'));
-  mount(['--bind', '/dev/pts'], join(root, 'dev/pts'));
+  // A /dev of its own (not the host's: no real modem is in reach, and nothing of the host's /dev can be removed).
+  mount(['-t', 'tmpfs', '-o', 'mode=0755,nosuid', 'tmpfs'], join(root, 'dev'));
+  for (const [name, major, minor] of [['null', 1, 3], ['zero', 1, 5], ['full', 1, 7], ['random', 1, 8], ['urandom', 1, 9], ['tty', 5, 0]] as const) {
+    execFileSync('mknod', ['-m', '0666', join(root, 'dev', name), 'c', String(major), String(minor)]);
+  }
+  mount(['-t', 'devpts', '-o', 'newinstance,ptmxmode=0666,mode=0620', 'devpts'], join(root, 'dev/pts'));
+  symlinkSync('pts/ptmx', join(root, 'dev/ptmx'));
   mount(['--bind', join(CACHE, 'apt')], join(root, 'var/cache/apt/archives'));
 }, 900_000);
 
@@ -133,8 +140,8 @@ describe('install.sh into a fresh Debian 12 root', () => {
     const unit = readFileSync(join(root, 'etc/systemd/system/smsgate.service'), 'utf8');
     expect(unit).toContain('ExecStart=/opt/smsgate/bin/smsgate serve --config /etc/smsgate/smsgate.toml');
     expect(readFileSync(join(root, 'etc/udev/rules.d/77-smsgate.rules'), 'utf8')).toContain('ENV{ID_MM_DEVICE_IGNORE}="1"');
-    expect(inRoot(['bash', '-n', '/opt/smsgate/bin/smsgate']).status).toBe(0);
-  });
+    expect(inRoot(['sh', '-n', '/opt/smsgate/bin/smsgate']).status).toBe(0);
+  }, 1_600_000);
 
   it("the service's command line serves a healthy /health, and the printed admin can log in", async () => {
     const password = /log in as 'admin' with the password: (\S+)/.exec(firstRun)![1]!;
@@ -175,11 +182,14 @@ describe('install.sh into a fresh Debian 12 root', () => {
     expect(r.out).toMatch(/kept the existing \/etc\/smsgate\/smsgate.toml/);
     expect(r.out).not.toMatch(/password:/);
     expect(manifest(INSTALLED)).toEqual(before);
-  }, 600_000);
+  }, 900_000);
 
-  it('--help and a wrong option', () => {
+  it('--help, a wrong option, and a prefix that is not its own', () => {
     expect(inRoot(['/root/src/install.sh', '--help'])).toMatchObject({ status: 0 });
     expect(inRoot(['/root/src/install.sh', '--frobnicate']).status).toBe(1);
+    const shared = inRoot(['/root/src/install.sh', '--prefix', '/usr/local']);
+    expect(shared.status).toBe(1);
+    expect(shared.out).toMatch(/--prefix must be a directory of its own named smsgate/);
   });
 
   it('--uninstall leaves nothing but the data directory, and says so', () => {
@@ -189,5 +199,5 @@ describe('install.sh into a fresh Debian 12 root', () => {
     for (const p of INSTALLED) expect(existsSync(join(root, p)) || isLink(join(root, p)), p).toBe(false);
     expect(existsSync(join(root, 'var/lib/smsgate/smsgate.db'))).toBe(true);
     expect(inRoot(['id', 'smsgate']).status).not.toBe(0);
-  });
+  }, 120_000);
 });
