@@ -34,7 +34,7 @@ const STATES: MessageState[] = ['queued', 'sending', 'sent', 'delivered', 'undel
 
 /** Cuts a cell to `width` (with an ellipsis) and pads it. */
 function cell(value: unknown, width: number, right = false): string {
-  let text = value === null || value === undefined ? '-' : String(value);
+  let text = value === null || value === undefined ? '-' : String(value).replace(/[\r\n\t]+/g, ' ');
   if ([...text].length > width) text = `${[...text].slice(0, width - 1).join('')}…`;
   const pad = ' '.repeat(Math.max(0, width - [...text].length));
   return right ? pad + text : text + pad;
@@ -88,7 +88,7 @@ async function simRows(storage: Storage, now: number): Promise<SimRow[]> {
 
 async function statusData(storage: Storage, now: number) {
   const counts = await storage.countByState();
-  const oldest = (await storage.listMessages({ state: 'queued', limit: 1000 })).at(-1) ?? null;
+  const oldest = await storage.oldestDue(now);
   const sims = await simRows(storage, now);
   const simName = new Map(sims.map((s) => [s.id, s.name]));
   const boxes = new Map((await storage.listBoxes()).map((b) => [b.id, b.name]));
@@ -106,7 +106,7 @@ async function statusData(storage: Storage, now: number) {
     .filter((e) => e.kind === 'message.attempt-failed' || e.kind === 'channel.unhealthy' || e.kind === 'callback.failed')
     .slice(0, 5)
     .map((e) => ({ at: e.at, kind: e.kind, messageId: e.messageId, text: String((e.detail as { text?: string; error?: string } | null)?.text ?? (e.detail as { error?: string } | null)?.error ?? '') }));
-  return { queue: { ...counts, oldestQueuedAt: oldest?.createdAt ?? null }, channels, sims, errors };
+  return { queue: { ...counts, oldestQueuedAt: oldest }, channels, sims, errors };
 }
 
 export async function status(args: string[], rawIo: CliIo): Promise<number> {

@@ -13,7 +13,7 @@ import { type CliIo, UsageError, configOf } from './cli-common.js';
 import { queue, send, sim, status } from './cli-admin.js';
 import { box } from './cli-box.js';
 import { config, token, user } from './cli-users.js';
-import { parseListen } from './config.js';
+import { envNames, parseListen } from './config.js';
 import { createLogger } from './log.js';
 import { systemdNotifier } from './systemd.js';
 import { identify, probeCommand, sendsms, simulate } from './cli-modem.js';
@@ -108,6 +108,9 @@ Errors go to stderr as one line; exit status 0 only on success (1 failure, 2 wro
 
 export type { CliIo } from './cli-common.js';
 
+/** The environment variables smsgate reads (SMSGATE_CONFIG and one per config key). */
+const KNOWN_ENV = new Set(['SMSGATE_CONFIG', ...envNames()]);
+
 const defaultIo: CliIo = {
   stdout: (line) => process.stdout.write(`${line}\n`),
   stderr: (line) => process.stderr.write(`${line}\n`),
@@ -136,7 +139,7 @@ export async function main(argv: string[], io: CliIo = defaultIo): Promise<numbe
   const [command, ...rest] = argv;
   // `smsgate VERB --help` (or -h) anywhere among a verb's options: that verb's help. Not after "--" (box channel).
   const beforeDashes = rest.includes('--') ? rest.slice(0, rest.indexOf('--')) : rest;
-  if (command && !command.startsWith('-') && command !== 'help' && (beforeDashes.includes('--help') || beforeDashes.includes('-h'))) {
+  if (command && !command.startsWith('-') && command !== 'help' && beforeDashes.includes('--help')) {
     const help = commandHelp(command);
     if (help) {
       io.stdout(help.trimEnd());
@@ -365,6 +368,18 @@ async function serve(args: string[], io: CliIo): Promise<number> {
     config.log.format = values['log-format'] as 'auto' | 'json' | 'text';
   }
   const logger = createLogger({ format: config.log.format, write: io.stdout });
+  // A stop asked for while the gateway starts (probing can take a while) waits for the start, then stops it.
+  let stopRequested: string | null = null;
+  let onStop: ((signal: string) => void) | null = null;
+  const requestStop = (signal: string) => {
+    if (onStop) onStop(signal);
+    else stopRequested = signal;
+  };
+  process.once('SIGINT', () => requestStop('SIGINT'));
+  process.once('SIGTERM', () => requestStop('SIGTERM'));
+  for (const name of Object.keys(process.env)) {
+    if (name.startsWith('SMSGATE_') && !KNOWN_ENV.has(name)) logger.warn(`unknown environment variable ${name} (ignored; see smsgate config example)`);
+  }
   const dataDir = resolve(config.dataDir);
   const gateway = await startGateway({ config, log: logger.log });
   logger.log(`smsgate ${VERSION} listening on ${gateway.url} (data in ${dataDir})`, { url: gateway.url, data: dataDir });
@@ -373,21 +388,20 @@ async function serve(args: string[], io: CliIo): Promise<number> {
   systemd.notify('READY=1');
   systemd.startWatchdog(() => gateway.healthy());
   return new Promise((done) => {
-    const stop = (signal: string) => {
+    onStop = (signal: string) => {
       logger.log(`${signal}: stopping (the sends in flight finish first)`);
       systemd.notify('STOPPING=1');
-      gateway.stop().then(
-        () => {
-          systemd.close();
-          done(0);
-        },
-        (error: unknown) => {
-          io.stderr(`smsgate: serve: stopping failed: ${(error as Error).message}`);
-          done(1);
-        },
-      );
+      gateway
+        .stop()
+        .then(
+          () => done(0),
+          (error: unknown) => {
+            io.stderr(`smsgate: serve: stopping failed: ${(error as Error).message}`);
+            done(1);
+          },
+        )
+        .finally(() => systemd.close());
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    if (stopRequested) onStop(stopRequested);
   });
 }

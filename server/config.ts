@@ -74,7 +74,7 @@ const SCHEMA: Record<string, Record<string, KeySpec>> = {
     secret: {
       kind: 'string',
       default: '',
-      doc: 'HMAC-SHA256 key that signs callbacks (X-Smsgate-Signature).\nEmpty: one is generated once and kept in the database (`smsgate config secret` shows it).',
+      doc: 'HMAC-SHA256 key that signs callbacks (X-Smsgate-Signature).\nEmpty: one is generated once and kept in the database (table settings, name callback_secret).',
     },
     max_attempts: { kind: 'int', default: 10, min: 1, max: 100, doc: 'Tries per callback before it is given up (back-off 10 s, doubling, at most 1 h).' },
     timeout_ms: { kind: 'int', default: 10_000, min: 100, max: 120_000, doc: 'How long a receiver may take to answer.' },
@@ -153,6 +153,11 @@ function checkValue(spec: KeySpec, value: unknown, name: string, where: string, 
       if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) fail(`${where}: ${name} must be a list of strings`, name);
       return v as string[];
   }
+}
+
+/** Every environment variable a config key can be set by. */
+export function envNames(): string[] {
+  return Object.entries(SCHEMA).flatMap(([section, keys]) => Object.keys(keys).map((key) => envName(section, key)));
 }
 
 /** The environment variable of a key: SMSGATE_LISTEN, SMSGATE_SEND_MAX_RECIPIENTS, … */

@@ -27,7 +27,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const emit = (level: Level) => (line: string, fields: Record<string, unknown> = {}) => {
     if (level === 'debug' && !options.debug) return;
     if (json) {
-      write(JSON.stringify({ time: new Date().toISOString(), level, msg: line, ...fields }));
+      write(JSON.stringify({ ...fields, time: new Date().toISOString(), level, msg: line }));
       return;
     }
     const extra = Object.entries(fields)

@@ -95,16 +95,23 @@ export function createMetrics(storage: Storage, live: () => { channelId: number;
       registers: [registry],
       async collect() {
         this.reset();
-        const slots = new Map(live().map((s) => [s.channelId, s]));
         for (const c of await storage.listChannels()) {
-          const slot = slots.get(c.id);
-          const v = value(slot ? { ...c, healthy: slot.healthy } : c);
+          const v = value(c);
           if (v !== null) this.set({ channel: String(c.id), port: c.port, sim: c.simId === null ? '' : String(c.simId) }, v);
         }
       },
     });
   channelGauge('smsgate_channel_signal_dbm', 'Signal at the last health check, dBm', (c) => c.signalDbm);
-  channelGauge('smsgate_channel_healthy', '1 when the channel answers and sends, 0 when not', (c) => (c.healthy ? 1 : 0));
+  new Gauge({
+    name: 'smsgate_channel_healthy',
+    help: '1 when the channel answers and sends, 0 when not (channels this process uses)',
+    labelNames: ['channel'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const s of live()) this.set({ channel: String(s.channelId) }, s.healthy ? 1 : 0);
+    },
+  });
   new Gauge({
     name: 'smsgate_channel_busy',
     help: '1 while the channel is sending (this process)',

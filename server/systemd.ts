@@ -32,14 +32,19 @@ export interface Notifier {
 export function systemdNotifier(env: NodeJS.ProcessEnv = process.env, log: (line: string) => void = () => undefined): Notifier {
   if (!env.NOTIFY_SOCKET) return { notify: () => undefined, startWatchdog: () => undefined, close: () => undefined };
   let helper: ChildProcess | null = spawn('python3', ['-c', FORWARDER], { stdio: ['pipe', 'ignore', 'inherit'], env });
+  // Without python3, systemd-notify per message: it may race systemd's lookup of the sender, but beats silence.
+  let fallback = false;
   helper.on('error', (error) => {
-    log(`systemd notify helper (python3) failed: ${error.message}; systemd will not hear READY or the watchdog`);
+    log(`systemd notify helper (python3) failed: ${error.message}; using systemd-notify instead`);
     helper = null;
+    fallback = true;
   });
   helper.stdin?.on('error', () => undefined);
   let timer: NodeJS.Timeout | null = null;
   const notify = (state: string) => {
-    helper?.stdin?.write(`${state.replace(/\n/g, ' ')}\n`);
+    const line = state.replace(/\n/g, ' ');
+    if (fallback) spawn('systemd-notify', [line], { stdio: 'ignore', env }).on('error', () => undefined);
+    else helper?.stdin?.write(`${line}\n`);
   };
   return {
     notify,
@@ -48,7 +53,8 @@ export function systemdNotifier(env: NodeJS.ProcessEnv = process.env, log: (line
       if (!Number.isFinite(usec) || usec <= 0) return;
       // A watchdog meant for another process (after a fork) is not ours.
       if (env.WATCHDOG_PID && Number(env.WATCHDOG_PID) !== process.pid) return;
-      const every = Math.max(500, usec / 1000 / 2);
+      // Four pings per interval: one slow or failed check does not make systemd kill a working gateway.
+      const every = Math.max(250, usec / 1000 / 4);
       let checking = false;
       timer = setInterval(() => {
         if (checking) return;
