@@ -5,7 +5,7 @@
  */
 import { ErrorCodes, SmsgateError } from './errors.js';
 import { Modem, type ModemOptions, type PartResult } from './modem.js';
-import { encodeSubmit, type EncodingChoice } from './pdu/index.js';
+import { type DeliveryStatus, decodePdu, encodeSubmit, type EncodingChoice } from './pdu/index.js';
 
 /** One message to one recipient, as the queue holds it. */
 export interface OutgoingSms {
@@ -24,6 +24,20 @@ export interface RadioState {
   registration: string | null;
 }
 
+/** A status report (SMS-STATUS-REPORT) as a channel received it. */
+export interface StatusReportEvent {
+  /** The TP-MR of the part it is about. */
+  reference: number;
+  /** The recipient as the report gives it. */
+  recipient: string;
+  status: DeliveryStatus;
+  /** TP-ST and its meaning (23.040 §9.2.3.15). */
+  statusCode: number;
+  statusText: string;
+  /** When the network delivered it or gave up (TP-DT), ISO 8601; null when the report has none. */
+  dischargedAt: string | null;
+}
+
 export interface SmsSender {
   /** A name for logs and the API: the port path, or box:port. */
   readonly label: string;
@@ -38,6 +52,8 @@ export interface SmsSender {
    * what it read of the radio, when the channel can tell.
    */
   check(): Promise<RadioState | null>;
+  /** Status reports this channel receives (a channel that cannot receive them never calls the listener). */
+  onReport?(listener: (report: StatusReportEvent) => void): void;
   close(): Promise<void>;
 }
 
@@ -79,6 +95,27 @@ export class ModemSender implements SmsSender {
 
   recover(): Promise<void> {
     return this.modem.init();
+  }
+
+  onReport(listener: (report: StatusReportEvent) => void): void {
+    this.modem.onUrc((urc) => {
+      if (!urc.line.startsWith('+CDS:') || !urc.pdu) return;
+      let decoded: ReturnType<typeof decodePdu>;
+      try {
+        decoded = decodePdu(urc.pdu);
+      } catch {
+        return; // a report that does not decode is no report (the modem's noise)
+      }
+      if (decoded.type !== 'status-report' || decoded.reference === null || decoded.status === undefined) return;
+      listener({
+        reference: decoded.reference,
+        recipient: decoded.number,
+        status: decoded.status,
+        statusCode: decoded.statusCode ?? 0,
+        statusText: decoded.statusText ?? '',
+        dischargedAt: decoded.dischargeTime ?? null,
+      });
+    });
   }
 
   async check(): Promise<RadioState> {

@@ -22,7 +22,7 @@ import { hostname } from 'node:os';
 import cron, { type ScheduledTask } from 'node-cron';
 import { ErrorCodes, SmsgateError } from '../modem/errors.js';
 import type { PartResult } from '../modem/modem.js';
-import type { SmsSender } from '../modem/sender.js';
+import type { SmsSender, StatusReportEvent } from '../modem/sender.js';
 import type { Message, Sim, Storage } from '../sql/storage.js';
 import { type RouteRule, type SimState, billingPeriod, selectSim } from './rules.js';
 
@@ -104,6 +104,9 @@ export class Dispatcher {
   addChannel(channelId: number, simId: number, sender: SmsSender): ChannelSlot {
     const slot: ChannelSlot = { channelId, simId, sender, busy: false, healthy: true, failures: 0 };
     this.slots.push(slot);
+    sender.onReport?.((report) => {
+      this.statusReport(slot, report).catch((error: unknown) => this.log(`dispatcher: a status report on ${sender.label} was not stored: ${(error as Error).message}`));
+    });
     this.wake();
     return slot;
   }
@@ -387,6 +390,25 @@ export class Dispatcher {
     });
     this.options.observer?.finished(result, sim.id);
     await this.channelFailed(slot, error);
+  }
+
+  /** A status report from a channel: the part it is about gets its status, and the message its rolled-up state. */
+  private async statusReport(slot: ChannelSlot, report: StatusReportEvent): Promise<void> {
+    const now = this.clock();
+    const message = await this.storage.applyStatusReport(
+      { simId: slot.simId, reference: report.reference, recipient: report.recipient, status: report.status, code: report.statusCode, text: report.statusText },
+      now,
+    );
+    const fields = { message_id: message?.id ?? null, sim: slot.simId, channel: slot.sender.label, reference: report.reference, status: report.status, code: report.statusCode };
+    if (!message) {
+      this.log(`status report for reference ${report.reference} to ${report.recipient} matches no message sent through this SIM (ignored)`, fields);
+      return;
+    }
+    await this.storage.logEvent(
+      { kind: 'message.report', messageId: message.id, simId: slot.simId, channelId: slot.channelId, detail: { reference: report.reference, status: report.status, code: report.statusCode, text: report.statusText, dischargedAt: report.dischargedAt } },
+      now,
+    );
+    this.log(`message ${message.id}: part ${report.reference} ${report.status} (${report.statusText}); the message is ${message.state}`, fields);
   }
 
   /** Counts a channel's failure; after too many, or a timeout, it rests and is re-initialised. */

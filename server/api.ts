@@ -29,7 +29,7 @@ export async function enqueueRequest(
 }
 
 function userView(u: User): Record<string, unknown> {
-  return { id: u.id, name: u.name, role: u.role, disabled: u.disabled, created_at: iso(u.createdAt) };
+  return { id: u.id, name: u.name, role: u.role, disabled: u.disabled, report_default: u.reportDefault, created_at: iso(u.createdAt) };
 }
 
 /** The SIMs a user may see and send through: their own, or every SIM for an admin. */
@@ -317,7 +317,11 @@ export function apiRouter(services: Services): Router {
     const target = await storage.getUser(pathId(req.params.id, 'user'));
     if (!target) throw new SmsgateError(ErrorCodes.NotFound, `no user ${req.params.id}`, 'id');
     const body = objectBody(req);
-    const patch: { passwordHash?: string; role?: Role; disabled?: boolean } = { role: parseRole(body.role), disabled: optBool(body.disabled, 'disabled') };
+    const patch: { passwordHash?: string; role?: Role; disabled?: boolean; reportDefault?: boolean } = {
+      role: parseRole(body.role),
+      disabled: optBool(body.disabled, 'disabled'),
+      reportDefault: optBool(body.report_default, 'report_default'),
+    };
     const password = optString(body.password, 'password');
     if (password !== undefined) {
       const problem = passwordProblem(password);

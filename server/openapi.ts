@@ -53,7 +53,7 @@ export function openApiDocument(): Record<string, unknown> {
             text: { type: 'string', minLength: 1, description: 'GSM-7 when it fits, UCS-2 otherwise; split into concatenated parts' },
             flash: { type: 'boolean', default: false, description: 'Class 0: shown at once, not stored' },
             replace_id: { type: 'integer', minimum: 0, maximum: 7, description: 'Replace-ID (TP-PID 0x41..0x47); single-part texts only' },
-            report: { type: 'boolean', default: false, description: 'Request a delivery report' },
+            report: { type: 'boolean', description: "Ask the network for delivery reports (TP-SRR); default: yes when callback_url is set, else the user's report_default" },
             attempts: { type: 'integer', minimum: 1, description: 'Attempts before the message fails (default send.default_attempts)' },
             priority: { type: 'integer', minimum: -100, maximum: 100, default: 0, description: 'Higher goes first' },
             send_at: { type: 'string', format: 'date-time', description: 'Not before this time' },
@@ -88,6 +88,12 @@ export function openApiDocument(): Record<string, unknown> {
             created_at: { type: 'string', format: 'date-time' },
             updated_at: { type: 'string', format: 'date-time' },
             sent_at: { type: ['string', 'null'], format: 'date-time' },
+            delivered_at: { type: ['string', 'null'], format: 'date-time', description: 'When the last part was reported delivered' },
+            part_status: {
+              type: ['array', 'null'],
+              items: { type: ['object', 'null'], properties: { status: { enum: ['delivered', 'pending', 'failed'] }, code: { type: 'integer' }, text: { type: 'string' } } },
+              description: "Each part's delivery report (null: none yet), in the order of part_refs",
+            },
           },
         },
         Sim: {
@@ -230,7 +236,9 @@ export function openApiDocument(): Record<string, unknown> {
         patch: {
           summary: 'Change a user (admins): password, role, disabled',
           parameters: [idParam('user')],
-          requestBody: { content: json({ type: 'object', properties: { password: { type: 'string' }, role: { enum: ['admin', 'user'] }, disabled: { type: 'boolean' } } }) },
+          requestBody: {
+            content: json({ type: 'object', properties: { password: { type: 'string' }, role: { enum: ['admin', 'user'] }, disabled: { type: 'boolean' }, report_default: { type: 'boolean' } } }),
+          },
           responses: { 200: { description: 'The user', content: json(ref('User')) }, 409: error('That would leave no enabled admin'), ...ERRORS },
         },
       },

@@ -175,7 +175,8 @@ export async function prepareSend(
   if (problem) throw bad(`the text ${problem}`, f('text'));
   const flash = optBool(request.flash, f('flash')) ?? false;
   const replaceId = optInt(request.replaceId, f('replaceId'), 0, 7) || null;
-  const report = optBool(request.report, f('report')) ?? false;
+  // A report when asked; else when a callback will tell of the delivery; else as the user's default says.
+  const report = optBool(request.report, f('report')) ?? (optString(request.callbackUrl, f('callbackUrl')) ? true : user.reportDefault);
   const attempts = optInt(request.attempts, f('attempts'), 1, config.maxAttempts) ?? config.defaultAttempts;
   const priority = optInt(request.priority, f('priority'), -100, 100) ?? 0;
   const sendAt = optTime(request.sendAt, f('sendAt'));
@@ -270,6 +271,8 @@ export function messageView(m: Message, sims: Map<number, Sim>): Record<string, 
     error: m.errorCode ? { code: m.errorCode, meaning: m.errorText } : null,
     msg_id: m.clientMsgId,
     callback_url: m.callbackUrl,
+    delivered_at: iso(m.deliveredAt),
+    part_status: m.partStatus,
     callback: m.callbackUrl ? { pending: m.callbackDue !== null, attempts: m.callbackAttempts, last_error: m.callbackError, notified_state: m.notifiedState } : null,
     source: m.source,
     user_id: m.userId,

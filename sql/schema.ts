@@ -186,6 +186,14 @@ export const MIGRATIONS: string[][] = [
       value {text} NOT NULL
     ) {table}`,
   ],
+  [
+    // Delivery reports: each part's status (JSON, in the order of part_refs), when the last part was delivered,
+    // and whether a user's messages ask for reports unless a request says otherwise.
+    `ALTER TABLE messages ADD COLUMN part_status {text}`,
+    `ALTER TABLE messages ADD COLUMN delivered_at {ms}`,
+    `ALTER TABLE users ADD COLUMN report_default {bool} NOT NULL DEFAULT 0`,
+    `CREATE INDEX messages_report ON messages (sim_id, recipient, sent_at)`,
+  ],
 ];
 
 /** The statements of migration `index` for `dialect`. */

@@ -27,6 +27,8 @@ export interface User {
   passwordHash: string;
   role: Role;
   disabled: boolean;
+  /** The user's messages ask for delivery reports unless a request says otherwise. */
+  reportDefault: boolean;
   createdAt: number;
 }
 
@@ -143,6 +145,28 @@ export interface Message {
   callbackError: string | null;
   /** The last state a callback reported. */
   notifiedState: string | null;
+  /** Each part's delivery status, as its status report said (null: no report yet), in the order of partRefs. */
+  partStatus: (PartStatus | null)[] | null;
+  deliveredAt: number | null;
+}
+
+/** What the network reported about one part. */
+export interface PartStatus {
+  status: 'delivered' | 'pending' | 'failed';
+  /** TP-ST and its meaning. */
+  code: number;
+  text: string;
+  at: number;
+}
+
+/** A status report to match against the messages a SIM sent. */
+export interface ReportIn {
+  simId: number;
+  reference: number;
+  recipient: string;
+  status: 'delivered' | 'pending' | 'failed';
+  code: number;
+  text: string;
 }
 
 export interface NewMessage {
@@ -205,6 +229,7 @@ function toUser(r: Row): User {
     passwordHash: String(r.password_hash),
     role: r.role === 'admin' ? 'admin' : 'user',
     disabled: num(r.disabled) === 1,
+    reportDefault: num(r.report_default ?? 0) === 1,
     createdAt: num(r.created_at),
   };
 }
@@ -309,6 +334,8 @@ function toMessage(r: Row): Message {
     callbackAttempts: num(r.callback_attempts ?? 0),
     callbackError: strOrNull(r.callback_error),
     notifiedState: strOrNull(r.notified_state),
+    partStatus: r.part_status === null || r.part_status === undefined ? null : (JSON.parse(String(r.part_status)) as (PartStatus | null)[]),
+    deliveredAt: numOrNull(r.delivered_at),
   };
 }
 
@@ -410,11 +437,12 @@ export class Storage {
     return (await this.db.all<Row>('SELECT * FROM users ORDER BY name')).map(toUser);
   }
 
-  async updateUser(id: number, patch: { passwordHash?: string; role?: Role; disabled?: boolean }): Promise<User> {
+  async updateUser(id: number, patch: { passwordHash?: string; role?: Role; disabled?: boolean; reportDefault?: boolean }): Promise<User> {
     const { sql, params } = clauses({
       'password_hash = ?': patch.passwordHash,
       'role = ?': patch.role,
       'disabled = ?': patch.disabled === undefined ? undefined : patch.disabled ? 1 : 0,
+      'report_default = ?': patch.reportDefault === undefined ? undefined : patch.reportDefault ? 1 : 0,
     });
     if (sql.length > 0) await this.db.run(`UPDATE users SET ${sql.join(', ')} WHERE id = ?`, [...params, id]);
     const user = await this.getUser(id);
@@ -970,6 +998,55 @@ export class Storage {
       await tx.run('DELETE FROM tokens WHERE expires_at IS NOT NULL AND expires_at < ?', [before]);
       await tx.run('DELETE FROM requests WHERE created_at < ?', [before]);
       return { messages: messages.changes, events: events.changes };
+    });
+  }
+
+  // ---- delivery reports
+
+  /**
+   * Applies a status report to the message part it is about: the most recent message this SIM sent to this
+   * recipient within `windowMs` whose parts include the reference and whose part has no final status yet
+   * (references are 8-bit and wrap, so the newest open one is meant). The parts roll up: `delivered` when every part
+   * is, `undelivered` (with the network's reason) as soon as one failed; a pending report only records the part.
+   * Returns the message as it is now, or null when no message matches (a report for something not ours, or a
+   * repeat).
+   */
+  async applyStatusReport(report: ReportIn, now = Date.now(), windowMs = 7 * 86_400_000): Promise<Message | null> {
+    const digits = (n: string) => n.replace(/\D/g, '');
+    // National and international forms of one number share their last 10 digits.
+    const sameNumber = (a: string, b: string) => {
+      const x = digits(a);
+      const y = digits(b);
+      const n = Math.min(10, x.length, y.length);
+      return n > 0 && x.slice(-n) === y.slice(-n);
+    };
+    return this.db.tx(async (tx) => {
+      const rows = await tx.all<Row>(
+        `SELECT * FROM messages WHERE sim_id = ? AND recipient LIKE ? AND state IN ('sent', 'delivered', 'undelivered') AND sent_at >= ?
+         ORDER BY sent_at DESC, id DESC LIMIT 500${this.forUpdate()}`,
+        [report.simId, `%${digits(report.recipient).slice(-Math.min(10, digits(report.recipient).length))}`, now - windowMs],
+      );
+      for (const m of rows.map(toMessage)) {
+        if (!sameNumber(m.recipient, report.recipient) || !m.partRefs) continue;
+        const statuses = m.partStatus && m.partStatus.length === m.partRefs.length ? [...m.partStatus] : m.partRefs.map(() => null);
+        const part = m.partRefs.findIndex((ref, i) => ref === report.reference && (statuses[i] === null || statuses[i]!.status === 'pending'));
+        if (part < 0) continue;
+        statuses[part] = { status: report.status, code: report.code, text: report.text, at: now };
+        const failed = statuses.find((s) => s?.status === 'failed');
+        const all = statuses.every((s) => s?.status === 'delivered') && statuses.length === m.parts;
+        const state: MessageState = failed ? 'undelivered' : all ? 'delivered' : m.state;
+        const changed = state !== m.state;
+        const why = failed ? `the network could not deliver it: ${failed.text} (status 0x${failed.code.toString(16).padStart(2, '0')})` : null;
+        await tx.run(
+          `UPDATE messages SET part_status = ?, state = ?, delivered_at = ?, updated_at = ?,
+             error_code = CASE WHEN ? IS NULL THEN error_code ELSE 'REPORT' END, error_text = COALESCE(?, error_text), reason = COALESCE(?, reason)
+             ${changed ? `, ${NOTIFY}` : ''}
+           WHERE id = ?`,
+          [JSON.stringify(statuses), state, all ? now : null, now, why, why, why, ...(changed ? [now] : []), m.id],
+        );
+        return toMessage((await tx.all<Row>('SELECT * FROM messages WHERE id = ?', [m.id]))[0]!);
+      }
+      return null;
     });
   }
 

@@ -71,6 +71,12 @@ export type Fault =
   | { type: 'unregister' }
   | { type: 'register' }
   | { type: 'pin'; pin?: string }
+  /**
+   * The next `times` status reports the network sends by itself (for messages with TP-SRR): with TP-ST `status`
+   * (e.g. 0x41, failed permanently) instead of 0 (delivered), or held back (`hold`: the test pushes them later, in
+   * the order it likes, with the control op "report").
+   */
+  | { type: 'reports'; status?: number; hold?: boolean; times?: number }
   | { type: 'clear' };
 
 interface StoredMessage {
@@ -109,6 +115,7 @@ export class SimModem {
   private hangFault: { times: number } | null = null;
   private delayFault: { ms: number; times: number } | null = null;
   private nextMr = 1;
+  private reportFault: { status: number | null; hold: boolean; times: number } | null = null;
   /** USSD answers by code, e.g. "*100#" -> "Balance 123.45 RUB"; `status` 1 for a menu that wants a reply. */
   readonly ussd = new Map<string, string | { text: string; status: number }>();
   /** USSD sessions closed with AT+CUSD=2 (tests check that menus get closed). */
@@ -156,7 +163,11 @@ export class SimModem {
         if (fault.pin) this.identity.pin = fault.pin;
         this.pinState = 'SIM PIN';
         break;
+      case 'reports':
+        this.reportFault = { status: fault.status ?? null, hold: fault.hold ?? false, times: fault.times ?? 1 };
+        break;
       case 'clear':
+        this.reportFault = null;
         this.cmsFault = null;
         this.hangFault = null;
         this.delayFault = null;
@@ -185,6 +196,24 @@ export class SimModem {
     const { code } = this.cmsFault;
     if (--this.cmsFault.times <= 0) this.cmsFault = null;
     return code;
+  }
+
+  /** Sets the next TP-MR the network hands out (tests of references that wrap at 255). */
+  setNextReference(mr: number): void {
+    this.nextMr = mr % 256;
+  }
+
+  /** The automatic status report for `mr`: sent (with its status) or held, as the reports fault says. */
+  autoReport(mr: number, to: string): void {
+    const fault = this.reportFault;
+    if (fault && fault.times > 0) {
+      fault.times--;
+      if (fault.times === 0) this.reportFault = null;
+      if (fault.hold) return;
+      this.statusReport(mr, to, fault.status ?? 0);
+      return;
+    }
+    this.statusReport(mr, to, 0);
   }
 
   messageReference(): number {
@@ -602,7 +631,7 @@ export class SimPortSession {
     this.modem.recordSubmit(this.port, mr, pdu, decoded, this.cmgsAt);
     this.ok([`+CMGS: ${mr}`]);
     // The network confirms delivery when asked (TP-SRR): a status report as +CDS, a moment later.
-    if (decoded.reportRequested) setTimeout(() => this.modem.statusReport(mr, decoded.number, 0), Math.max(10, this.modem.latencyMs));
+    if (decoded.reportRequested) setTimeout(() => this.modem.autoReport(mr, decoded.number), Math.max(10, this.modem.latencyMs));
   }
 }
 

@@ -386,6 +386,13 @@ describe('the JSON API', () => {
     expect((await http('POST', '/api/v1/users', { headers: asAdmin, body: { name: 'eve', password: 'long-enough-1' } })).status).toBe(409);
     const lastAdmin = await http('PATCH', `/api/v1/users/${ids.admin}`, { headers: asAdmin, body: { role: 'user' } });
     expect(lastAdmin.status).toBe(409);
+    // A user whose messages ask for delivery reports by default.
+    const withReports = await http('PATCH', `/api/v1/users/${eve.body.id}`, { headers: asAdmin, body: { report_default: true } });
+    expect(withReports.body.report_default).toBe(true);
+    const evesMessage = await http('POST', '/api/v1/messages', { headers: { authorization: basic('eve', 'long-enough-1') }, body: { to: '+79162290001', text: 'r', send_at: '2099-01-01T00:00:00Z' } });
+    expect(evesMessage.body.messages[0].report).toBe(true);
+    const explicit = await http('POST', '/api/v1/messages', { headers: { authorization: basic('eve', 'long-enough-1') }, body: { to: '+79162290002', text: 'r', report: false, send_at: '2099-01-01T00:00:00Z' } });
+    expect(explicit.body.messages[0].report).toBe(false);
     const disabled = await http('PATCH', `/api/v1/users/${eve.body.id}`, { headers: asAdmin, body: { disabled: true } });
     expect(disabled.body.disabled).toBe(true);
     expect((await http('GET', '/api/v1/sims', { headers: { authorization: basic('eve', 'long-enough-1') } })).status).toBe(401);
@@ -517,12 +524,15 @@ describe('the A2P endpoint', () => {
     expect(r.body.result.msg_id).toBe('a2p-1');
     const again = await http('POST', '/sms/v1/sms', { headers: asAdmin, body: request });
     expect(again.body.result.id).toBe(r.body.result.id);
+    // A callback_url asks for a delivery report too: the last word is 'delivered' (a 'sent' before it may be
+    // folded into it when the report comes first).
     const got = await waitFor(
       () => received,
-      (l) => l.some((x) => x.body.msg_id === 'a2p-1'),
+      (l) => l.some((x) => x.body.msg_id === 'a2p-1' && x.body.status === 'delivered'),
     );
-    const callback = got.find((x) => x.body.msg_id === 'a2p-1')!;
-    expect(callback.body).toMatchObject({ msg_id: 'a2p-1', status: 'sent', to: '+79163330001' });
+    const callback = got.find((x) => x.body.msg_id === 'a2p-1' && x.body.status === 'delivered')!;
+    expect(callback.body).toMatchObject({ msg_id: 'a2p-1', status: 'delivered', to: '+79163330001' });
+    expect(got.filter((x) => x.body.msg_id === 'a2p-1').every((x) => ['sent', 'delivered'].includes(x.body.status))).toBe(true);
     const secret = await storage.ensureSetting('callback_secret', 'unused');
     expect(callback.signature).toBe(signature(secret, callback.timestamp, callback.raw));
     expect(network().filter((n) => n.text === 'Your code: 1234')).toHaveLength(1);
