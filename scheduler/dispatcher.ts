@@ -90,6 +90,12 @@ export class Dispatcher {
   private readonly inFlight = new Set<Promise<void>>();
   /** When the messages no idle SIM may take were last looked at (at most once a second). */
   private lastUnroutableLook = 0;
+  /**
+   * Reports that matched no message yet: a part's report can come while the message's later parts are still being
+   * sent (its references are stored when the last part is done). They are tried again after each send through the
+   * SIM, for 10 minutes.
+   */
+  private readonly unmatchedReports: { slot: ChannelSlot; report: StatusReportEvent; at: number }[] = [];
   /** When a drain last ran to its end (liveness: the ticks keep this fresh while the dispatcher works). */
   lastDrainAt = 0;
 
@@ -351,6 +357,7 @@ export class Dispatcher {
       await this.storage.markSent(message.id, this.owner, refs, now);
       await this.storage.logEvent({ kind: 'message.sent', messageId: message.id, simId: sim.id, channelId: slot.channelId, detail: { refs } }, now);
       this.log(`message ${message.id} sent: ${refs.length} part(s) in ${now - start} ms`, { message_id: message.id, sim: sim.id, channel: slot.sender.label, result: 'sent', refs });
+      if (message.report && this.unmatchedReports.length > 0) await this.retryReports(sim.id);
       this.options.observer?.finished('sent', sim.id);
       return;
     }
@@ -393,7 +400,7 @@ export class Dispatcher {
   }
 
   /** A status report from a channel: the part it is about gets its status, and the message its rolled-up state. */
-  private async statusReport(slot: ChannelSlot, report: StatusReportEvent): Promise<void> {
+  private async statusReport(slot: ChannelSlot, report: StatusReportEvent, retry = false): Promise<boolean> {
     const now = this.clock();
     const message = await this.storage.applyStatusReport(
       { simId: slot.simId, reference: report.reference, recipient: report.recipient, status: report.status, code: report.statusCode, text: report.statusText },
@@ -401,14 +408,29 @@ export class Dispatcher {
     );
     const fields = { message_id: message?.id ?? null, sim: slot.simId, channel: slot.sender.label, reference: report.reference, status: report.status, code: report.statusCode };
     if (!message) {
-      this.log(`status report for reference ${report.reference} to ${report.recipient} matches no message sent through this SIM (ignored)`, fields);
-      return;
+      if (retry) return false;
+      if (this.unmatchedReports.length >= 1000) this.unmatchedReports.shift();
+      this.unmatchedReports.push({ slot, report, at: now });
+      this.log(`status report for reference ${report.reference} to ${report.recipient} matches no sent message yet; kept for 10 minutes`, fields);
+      return false;
     }
     await this.storage.logEvent(
       { kind: 'message.report', messageId: message.id, simId: slot.simId, channelId: slot.channelId, detail: { reference: report.reference, status: report.status, code: report.statusCode, text: report.statusText, dischargedAt: report.dischargedAt } },
       now,
     );
     this.log(`message ${message.id}: part ${report.reference} ${report.status} (${report.statusText}); the message is ${message.state}`, fields);
+    return true;
+  }
+
+  /** Tries the reports kept for this SIM again (a message through it was just marked sent). */
+  private async retryReports(simId: number): Promise<void> {
+    const now = this.clock();
+    for (const kept of [...this.unmatchedReports]) {
+      if (now - kept.at > 600_000) this.unmatchedReports.splice(this.unmatchedReports.indexOf(kept), 1);
+      else if (kept.slot.simId === simId && (await this.statusReport(kept.slot, kept.report, true))) {
+        this.unmatchedReports.splice(this.unmatchedReports.indexOf(kept), 1);
+      }
+    }
   }
 
   /** Counts a channel's failure; after too many, or a timeout, it rests and is re-initialised. */

@@ -67,9 +67,29 @@ function isLink(path: string): boolean {
 const INSTALLED = ['opt/smsgate', 'etc/smsgate', 'etc/systemd/system/smsgate.service', 'etc/udev/rules.d/77-smsgate.rules', 'usr/local/bin/smsgate'];
 let firstRun = '';
 
+/** Mount points at or under `dir`, deepest first. */
+function mountsUnder(dir: string): string[] {
+  return readFileSync('/proc/mounts', 'utf8')
+    .split('\n')
+    .map((l) => (l.split(' ')[1] ?? '').replace(/\\040/g, ' '))
+    .filter((target) => target === dir || target.startsWith(`${dir}/`))
+    .sort((a, b) => b.length - a.length);
+}
+
+/** A root an earlier, killed run left behind: its mounts undone first, then removed. */
+function removeStaleRoots(): void {
+  const base = realpathSync(tmpdir());
+  for (const name of readdirSync(base).filter((n) => n.startsWith('smsgate-install-root-'))) {
+    const dir = join(base, name);
+    for (const m of mountsUnder(dir)) spawnSync('umount', ['-l', m]);
+    if (mountsUnder(dir).length === 0) rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 beforeAll(() => {
   if (userInfo().uid !== 0) throw new Error('the installer test needs root (chroot and mounts): run npm test as root');
   if (!existsSync('/usr/sbin/debootstrap')) throw new Error('debootstrap is missing: apt-get install debootstrap (test/prerequisites.sh does)');
+  removeStaleRoots();
   mkdirSync(join(CACHE, 'apt'), { recursive: true });
   mkdirSync(join(CACHE, 'debootstrap'), { recursive: true });
   if (!existsSync(BASE)) {
@@ -114,11 +134,8 @@ beforeAll(() => {
 afterAll(() => {
   for (const m of mounts) spawnSync('umount', ['-l', m]);
   if (!root) return;
-  // Never delete through a mount that is still there (/dev is bound in): only a root with no mount under it goes.
-  const stillMounted = readFileSync('/proc/mounts', 'utf8')
-    .split('\n')
-    .map((l) => l.split(' ')[1] ?? '')
-    .filter((target) => target === root || target.startsWith(`${root}/`));
+  // Never delete through a mount that is still there: only a root with no mount under it goes.
+  const stillMounted = mountsUnder(root);
   if (stillMounted.length > 0) throw new Error(`not removing ${root}: still mounted: ${stillMounted.join(', ')}`);
   rmSync(root, { recursive: true, force: true });
 });

@@ -12,8 +12,8 @@ afterEach(async () => {
   for (const g of gateways.splice(0)) await g.stop();
 });
 
-async function gateway(): Promise<TestGateway> {
-  const g = await startGateway({ modems: 1, latencyMs: 20 });
+async function gateway(latencyMs = 20): Promise<TestGateway> {
+  const g = await startGateway({ modems: 1, latencyMs });
   gateways.push(g);
   return g;
 }
@@ -65,6 +65,14 @@ describe('delivery reports', () => {
     await until(g, id!, (x) => x.partStatus?.[2]?.status === 'delivered');
     expect((await g.storage.getMessage(id!))!.state).toBe('sent');
     modem.statusReport(refs[0]!, sent.recipient, 0);
+    const done = await until(g, id!, (x) => x.state === 'delivered');
+    expect(done.partStatus!.map((p) => p!.status)).toEqual(['delivered', 'delivered', 'delivered']);
+  });
+
+  it("a part's report that comes while the later parts are still being sent is kept until the message is sent", async () => {
+    // Each report comes a network latency after its part's +CMGS: part 1's while part 2 is on its way.
+    const g = await gateway(150);
+    const [id] = await g.enqueue(1, { report: true, text: long, parts: 3 });
     const done = await until(g, id!, (x) => x.state === 'delivered');
     expect(done.partStatus!.map((p) => p!.status)).toEqual(['delivered', 'delivered', 'delivered']);
   });
