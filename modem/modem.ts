@@ -22,6 +22,8 @@ export interface ModemOptions {
   commandTimeoutMs?: number;
   /** Timeout from the PDU to `+CMGS` (default 60 s: the network answers slowly at times). */
   sendTimeoutMs?: number;
+  /** Timeout for the `> ` prompt after `AT+CMGS` (default 5 s, at most sendTimeoutMs). */
+  promptTimeoutMs?: number;
   /** Directory of UUCP lock files (default /var/lock). */
   lockDir?: string;
   /** Told of every line to and from the modem (the raw AT dialogue, for debugging one channel). */
@@ -236,7 +238,7 @@ export class Modem {
         }
         try {
           const timeoutMs = this.options.sendTimeoutMs ?? 60_000;
-          const lines = await session.submitPdu(part.length, part.pdu, { timeoutMs, promptTimeoutMs: Math.min(5_000, timeoutMs) });
+          const lines = await session.submitPdu(part.length, part.pdu, { timeoutMs, promptTimeoutMs: Math.min(this.options.promptTimeoutMs ?? 5_000, timeoutMs) });
           const reference = Number(valueOf(lines, '+CMGS:')?.split(',')[0]);
           if (!Number.isInteger(reference)) {
             throw new SmsgateError(ErrorCodes.AtBadAnswer, `AT+CMGS: no message reference in ${JSON.stringify(lines)}`, { retry: 'retry-same' });

@@ -199,7 +199,8 @@ describe('faults: a clear, classified error, and the channel free and usable aft
 
   it('an unplug before the PDU is written is a plain retry on another SIM', async () => {
     const s = await sim({});
-    const modem = await open(s);
+    // Only the unplug ends the wait for the prompt, however slowly a loaded machine gets to it.
+    const modem = await open(s, undefined, { promptTimeoutMs: 60_000 });
     await modem.init();
     s.sim.fault(0, { type: 'hang' });
     const sending = modem.send(one());

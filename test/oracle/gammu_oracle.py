@@ -65,7 +65,9 @@ def main():
         "decode": [decode(item) for item in request.get("decode", [])],
         "split": [split(item) for item in request.get("split", [])],
     }
-    json.dump(answer, sys.stdout, ensure_ascii=False)
+    # ASCII with escapes: Gammu's decoder can return lone surrogates (junk after a miscounted escape pair), which
+    # UTF-8 cannot carry; JSON's \uXXXX escapes can.
+    json.dump(answer, sys.stdout, ensure_ascii=True)
 
 
 if __name__ == "__main__":
