@@ -206,7 +206,8 @@ export function apiRouter(services: Services): Router {
     const q = req.query;
     const state = optString(q.state, 'state');
     if (state !== undefined && !STATES.includes(state as MessageState)) throw bad(`state must be one of ${STATES.join(', ')}`, 'state');
-    const limit = optInt(q.limit, 'limit', 1, 1000) ?? 50;
+    // One more than the page is read to know whether another page follows (storage reads at most 1000).
+    const limit = optInt(q.limit, 'limit', 1, 500) ?? 50;
     let userId: number | undefined = user.id;
     if (user.role === 'admin') userId = optInt(q.user_id, 'user_id', 1, Number.MAX_SAFE_INTEGER);
     const to = optString(q.to, 'to');

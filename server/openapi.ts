@@ -174,7 +174,7 @@ export function openApiDocument(): Record<string, unknown> {
             { name: 'since', in: 'query', schema: { type: 'string', format: 'date-time' } },
             { name: 'until', in: 'query', schema: { type: 'string', format: 'date-time' } },
             { name: 'before', in: 'query', description: 'Paging: messages with a smaller id (next_before of the last page)', schema: { type: 'integer' } },
-            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000, default: 50 } },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500, default: 50 } },
             { name: 'user_id', in: 'query', description: 'Admins: one user only', schema: { type: 'integer' } },
           ],
           responses: {

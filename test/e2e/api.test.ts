@@ -253,6 +253,7 @@ describe('the JSON API', () => {
     const second = await http('GET', `/api/v1/messages?limit=2&state=queued&before=${first.body.next_before}`, { headers: asBob });
     expect(second.body.messages.map((m: { id: number }) => m.id)).toEqual([r.body.messages[0].id]);
     expect(second.body.next_before).toBeNull();
+    expect((await http('GET', '/api/v1/messages?limit=501', { headers: asBob })).body).toMatchObject({ error: 'BAD_MESSAGE', field: 'limit' });
   });
 
   it('the same user and msg_id returns the same messages and sends nothing twice', async () => {
