@@ -6,14 +6,12 @@
 import { Router } from 'express';
 import { ErrorCodes, SmsgateError } from '../modem/errors.js';
 import { billingPeriod, parseClock } from '../scheduler/rules.js';
-import type { Message, MessageState, Role, Sim, SimSettings, Storage, User } from '../sql/storage.js';
+import { MESSAGE_STATES, type Message, type MessageState, type Role, type Sim, type SimSettings, type Storage, type User } from '../sql/storage.js';
 import { hashPassword, newToken, passwordProblem, tokenHash } from './auth.js';
 import { type Services, clientAddress, objectBody, pathId, requireAdmin, requireUser, sessionToken, setSessionCookie } from './http.js';
 import { openApiDocument } from './openapi.js';
-import { bad, findSim, messageView, optBool, optInt, optString, optTime, prepareSend, reqString, simMap } from './requests.js';
+import { bad, findSim, iso, messageView, optBool, optInt, optString, optTime, prepareSend, reqString, simMap } from './requests.js';
 
-const STATES: MessageState[] = ['queued', 'sending', 'sent', 'delivered', 'undelivered', 'failed', 'cancelled', 'unknown'];
-const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
 
 /** Stores a prepared request and wakes the dispatcher; the answer every send endpoint builds on. */
 export async function enqueueRequest(
@@ -86,12 +84,12 @@ function parseRole(value: unknown): Role | undefined {
   return role;
 }
 
-/** Refuses to leave the gateway without an enabled admin. */
-async function keepAnAdmin(storage: Storage, target: User, patch: { role?: Role; disabled?: boolean }): Promise<void> {
+/** Refuses to leave the gateway without an enabled admin (`field` is named in the error). */
+export async function keepAnAdmin(storage: Storage, target: User, patch: { role?: Role; disabled?: boolean }, field = 'role'): Promise<void> {
   const losesAdmin = target.role === 'admin' && !target.disabled && (patch.role === 'user' || patch.disabled === true);
   if (!losesAdmin) return;
   const others = (await storage.listUsers()).filter((u) => u.id !== target.id && u.role === 'admin' && !u.disabled);
-  if (others.length === 0) throw new SmsgateError(ErrorCodes.Conflict, `${target.name} is the last enabled admin`, 'role');
+  if (others.length === 0) throw new SmsgateError(ErrorCodes.Conflict, `${target.name} is the last enabled admin`, field);
 }
 
 /** Reads SIM settings from a PATCH body (also the CLI's `sim set`, its flags turned into such a body). */
@@ -205,7 +203,7 @@ export function apiRouter(services: Services): Router {
     const { user } = await requireUser(req, services);
     const q = req.query;
     const state = optString(q.state, 'state');
-    if (state !== undefined && !STATES.includes(state as MessageState)) throw bad(`state must be one of ${STATES.join(', ')}`, 'state');
+    if (state !== undefined && !MESSAGE_STATES.includes(state as MessageState)) throw bad(`state must be one of ${MESSAGE_STATES.join(', ')}`, 'state');
     // One more than the page is read to know whether another page follows (storage reads at most 1000).
     const limit = optInt(q.limit, 'limit', 1, 500) ?? 50;
     let userId: number | undefined = user.id;

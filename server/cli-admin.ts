@@ -13,12 +13,11 @@
  * `send` goes through the queue as the API does (the running service's dispatcher picks it up within a second).
  * SIM settings are checked by the same code as PATCH /api/v1/sims/:id.
  */
-import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { ErrorCodes, SmsgateError } from '../modem/errors.js';
 import { billingPeriod } from '../scheduler/rules.js';
-import type { Message, MessageState, Storage } from '../sql/storage.js';
+import { MESSAGE_STATES, type Message, type MessageState, type Storage } from '../sql/storage.js';
 import { simPatch } from './api.js';
-import { type CliIo, DB_OPTIONS, UsageError, configOf, withStorage } from './cli-common.js';
+import { type CliIo, UsageError, parseDbVerb, configOf, withStorage } from './cli-common.js';
 import { findSim, prepareSend } from './requests.js';
 
 /** Table lines without the padding of their last cell. */
@@ -26,11 +25,7 @@ function trimmed(io: CliIo): CliIo {
   return { ...io, stdout: (line) => io.stdout(line.trimEnd()) };
 }
 
-function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
-  return parseArgs({ args, options: { ...DB_OPTIONS, ...options } as typeof DB_OPTIONS & T, strict: true, allowPositionals: true });
-}
 
-const STATES: MessageState[] = ['queued', 'sending', 'sent', 'delivered', 'undelivered', 'failed', 'cancelled', 'unknown'];
 
 /** Cuts a cell to `width` (with an ellipsis) and pads it. */
 function cell(value: unknown, width: number, right = false): string {
@@ -111,7 +106,7 @@ async function statusData(storage: Storage, now: number) {
 
 export async function status(args: string[], rawIo: CliIo): Promise<number> {
   const io = trimmed(rawIo);
-  const { values, positionals } = parse(args, { json: { type: 'boolean' } });
+  const { values, positionals } = parseDbVerb(args, { json: { type: 'boolean' } });
   if (positionals.length > 0) throw new UsageError('status takes no arguments');
   const now = Date.now();
   const data = await withStorage(values, (storage) => statusData(storage, now));
@@ -120,7 +115,7 @@ export async function status(args: string[], rawIo: CliIo): Promise<number> {
     return 0;
   }
   const q = data.queue as Partial<Record<MessageState, number>> & { oldestQueuedAt: number | null };
-  const parts = STATES.filter((s) => (q[s] ?? 0) > 0).map((s) => `${q[s]} ${s}`);
+  const parts = MESSAGE_STATES.filter((s) => (q[s] ?? 0) > 0).map((s) => `${q[s]} ${s}`);
   io.stdout(`Queue: ${parts.length ? parts.join(', ') : 'empty'}${q.oldestQueuedAt !== null ? ` (oldest queued ${ago(q.oldestQueuedAt, now)} ago)` : ''}`);
   io.stdout('');
   io.stdout(`${cell('CHANNEL', 24)} ${cell('SIM', 16)} ${cell('SIGNAL', 7, true)} ${cell('NET', 8)} ${cell('HEALTH', 9)} ${cell('SEEN', 5, true)}`);
@@ -151,7 +146,7 @@ export async function sim(args: string[], rawIo: CliIo): Promise<number> {
   const [verb, ...rest] = args;
   switch (verb) {
     case 'list': {
-      const { values, positionals } = parse(rest, { json: { type: 'boolean' } });
+      const { values, positionals } = parseDbVerb(rest, { json: { type: 'boolean' } });
       if (positionals.length > 0) throw new UsageError('sim list takes no arguments');
       const rows = await withStorage(values, (storage) => simRows(storage, Date.now()));
       if (values.json) {
@@ -167,7 +162,7 @@ export async function sim(args: string[], rawIo: CliIo): Promise<number> {
       return 0;
     }
     case 'set': {
-      const { values, positionals } = parse(rest, {
+      const { values, positionals } = parseDbVerb(rest, {
         label: { type: 'string' },
         quota: { type: 'string' },
         'billing-day': { type: 'string' },
@@ -239,9 +234,9 @@ export async function queue(args: string[], rawIo: CliIo): Promise<number> {
   const [verb, ...rest] = args;
   switch (verb) {
     case 'list': {
-      const { values, positionals } = parse(rest, { state: { type: 'string' }, to: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } });
+      const { values, positionals } = parseDbVerb(rest, { state: { type: 'string' }, to: { type: 'string' }, limit: { type: 'string' }, json: { type: 'boolean' } });
       if (positionals.length > 0) throw new UsageError('queue list takes no arguments');
-      if (values.state !== undefined && !STATES.includes(values.state as MessageState)) throw new UsageError(`--state takes one of ${STATES.join(', ')}`);
+      if (values.state !== undefined && !MESSAGE_STATES.includes(values.state as MessageState)) throw new UsageError(`--state takes one of ${MESSAGE_STATES.join(', ')}`);
       if (values.limit !== undefined && !/^\d+$/.test(values.limit)) throw new UsageError('--limit takes a number');
       const messages = await withStorage(values, (storage) =>
         storage.listMessages({ state: values.state as MessageState | undefined, recipientContains: values.to, limit: values.limit ? Number(values.limit) : 50 }),
@@ -257,7 +252,7 @@ export async function queue(args: string[], rawIo: CliIo): Promise<number> {
     }
     case 'retry':
     case 'cancel': {
-      const { values, positionals } = parse(rest, {});
+      const { values, positionals } = parseDbVerb(rest, {});
       const list = ids(positionals, verb);
       const refused: string[] = [];
       await withStorage(values, async (storage) => {
@@ -280,7 +275,7 @@ export async function queue(args: string[], rawIo: CliIo): Promise<number> {
 }
 
 export async function send(args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parse(args, {
+  const { values, positionals } = parseDbVerb(args, {
     user: { type: 'string' },
     to: { type: 'string' },
     text: { type: 'string' },

@@ -1,5 +1,6 @@
 /** What every CLI verb shares: its input/output, the usage error (exit status 2), and the way to the database. */
 import { resolve } from 'node:path';
+import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { defaultDbUrl, openStorage } from '../sql/index.js';
 import type { Storage } from '../sql/storage.js';
 import { type Config, loadConfig } from './config.js';
@@ -15,6 +16,11 @@ export interface CliIo {
 
 /** The options that say which database a verb works on: the config file's, or --data DIR / --db URL over it. */
 export const DB_OPTIONS = { config: { type: 'string' }, data: { type: 'string' }, db: { type: 'string' } } as const;
+
+/** A database verb's options (strict; positionals allowed): its own, plus --config, --data and --db. */
+export function parseDbVerb<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
+  return parseArgs({ args, options: { ...DB_OPTIONS, ...options } as typeof DB_OPTIONS & T, strict: true, allowPositionals: true });
+}
 
 /** The configuration as `serve` would read it (file, environment), with --data and --db over it. */
 export function configOf(values: { config?: string; data?: string; db?: string }): Config {

@@ -12,19 +12,15 @@
  *   config example | config check
  */
 import { randomBytes } from 'node:crypto';
-import { type ParseArgsConfig, parseArgs } from 'node:util';
 import { ErrorCodes, SmsgateError } from '../modem/errors.js';
 import type { Storage, User } from '../sql/storage.js';
-import { checkUserName } from './api.js';
+import { checkUserName, keepAnAdmin } from './api.js';
 import { hashPassword, newToken, passwordProblem, tokenHash } from './auth.js';
-import { type CliIo, DB_OPTIONS, UsageError, configOf, withStorage } from './cli-common.js';
+import { type CliIo, UsageError, parseDbVerb, configOf, withStorage } from './cli-common.js';
 import { exampleConfig, parseListen } from './config.js';
 
 const iso = (t: number | null) => (t === null ? '-' : new Date(t).toISOString().replace(/\.\d+Z$/, 'Z'));
 
-function parse<T extends NonNullable<ParseArgsConfig['options']>>(args: string[], options: T) {
-  return parseArgs({ args, options: { ...DB_OPTIONS, ...options } as typeof DB_OPTIONS & T, strict: true, allowPositionals: true });
-}
 
 function one(positionals: string[], what: string): string {
   if (positionals.length !== 1) throw new UsageError(`takes one ${what}`);
@@ -50,7 +46,7 @@ export async function user(args: string[], io: CliIo): Promise<number> {
   const [verb, ...rest] = args;
   switch (verb) {
     case 'add': {
-      const { values, positionals } = parse(rest, { admin: { type: 'boolean' }, 'password-stdin': { type: 'boolean' } });
+      const { values, positionals } = parseDbVerb(rest, { admin: { type: 'boolean' }, 'password-stdin': { type: 'boolean' } });
       const name = one(positionals, 'NAME');
       checkUserName(name);
       const config = configOf(values);
@@ -63,7 +59,7 @@ export async function user(args: string[], io: CliIo): Promise<number> {
       return 0;
     }
     case 'passwd': {
-      const { values, positionals } = parse(rest, { 'password-stdin': { type: 'boolean' } });
+      const { values, positionals } = parseDbVerb(rest, { 'password-stdin': { type: 'boolean' } });
       const name = one(positionals, 'NAME');
       const config = configOf(values);
       const { password, generated } = newPassword(values['password-stdin'] === true, io);
@@ -77,7 +73,7 @@ export async function user(args: string[], io: CliIo): Promise<number> {
       return 0;
     }
     case 'list': {
-      const { values } = parse(rest, { json: { type: 'boolean' } });
+      const { values } = parseDbVerb(rest, { json: { type: 'boolean' } });
       const users = await withStorage(values, (storage) => storage.listUsers());
       if (values.json) {
         io.stdout(JSON.stringify(users.map((u) => ({ id: u.id, name: u.name, role: u.role, disabled: u.disabled, createdAt: u.createdAt }))));
@@ -89,14 +85,11 @@ export async function user(args: string[], io: CliIo): Promise<number> {
     }
     case 'disable':
     case 'enable': {
-      const { values, positionals } = parse(rest, {});
+      const { values, positionals } = parseDbVerb(rest, {});
       const name = one(positionals, 'NAME');
       await withStorage(values, async (storage) => {
         const target = await userNamed(storage, name);
-        if (verb === 'disable' && target.role === 'admin') {
-          const others = (await storage.listUsers()).filter((u) => u.id !== target.id && u.role === 'admin' && !u.disabled);
-          if (others.length === 0) throw new SmsgateError(ErrorCodes.Conflict, `${name} is the last enabled admin`, 'name');
-        }
+        if (verb === 'disable') await keepAnAdmin(storage, target, { disabled: true }, 'name');
         await storage.updateUser(target.id, { disabled: verb === 'disable' });
       });
       io.stdout(`user ${name} ${verb}d`);
@@ -111,7 +104,7 @@ export async function token(args: string[], io: CliIo): Promise<number> {
   const [verb, ...rest] = args;
   switch (verb) {
     case 'create': {
-      const { values, positionals } = parse(rest, { label: { type: 'string' } });
+      const { values, positionals } = parseDbVerb(rest, { label: { type: 'string' } });
       const name = one(positionals, 'USER');
       const label = typeof values.label === 'string' ? values.label : null;
       const value = newToken();
@@ -123,7 +116,7 @@ export async function token(args: string[], io: CliIo): Promise<number> {
       return 0;
     }
     case 'list': {
-      const { values, positionals } = parse(rest, { json: { type: 'boolean' } });
+      const { values, positionals } = parseDbVerb(rest, { json: { type: 'boolean' } });
       if (positionals.length > 1) throw new UsageError('token list takes at most one USER');
       const rows = await withStorage(values, async (storage) => {
         const users = positionals[0] ? [await userNamed(storage, positionals[0])] : await storage.listUsers();
@@ -142,7 +135,7 @@ export async function token(args: string[], io: CliIo): Promise<number> {
       return 0;
     }
     case 'revoke': {
-      const { values, positionals } = parse(rest, {});
+      const { values, positionals } = parseDbVerb(rest, {});
       const idText = one(positionals, 'ID');
       if (!/^\d+$/.test(idText)) throw new UsageError(`token revoke takes a token id, got "${idText}"`);
       const done = await withStorage(values, (storage) => storage.revokeToken(Number(idText)));
@@ -163,7 +156,7 @@ export async function config(args: string[], io: CliIo): Promise<number> {
       io.stdout(exampleConfig());
       return 0;
     case 'check': {
-      const { values } = parse(rest, {});
+      const { values } = parseDbVerb(rest, {});
       const loaded = configOf(values);
       parseListen(loaded.listen);
       io.stdout(`configuration is valid${values.config ? ` (${values.config})` : ''}`);

@@ -7,9 +7,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { billingPeriod } from '../scheduler/rules.js';
 import type { SendObserver } from '../scheduler/dispatcher.js';
-import type { MessageState, Storage } from '../sql/storage.js';
-
-const STATES: MessageState[] = ['queued', 'sending', 'sent', 'delivered', 'undelivered', 'failed', 'cancelled', 'unknown'];
+import { MESSAGE_STATES, type Storage } from '../sql/storage.js';
 
 export interface Metrics {
   registry: Registry;
@@ -28,7 +26,7 @@ export function createMetrics(storage: Storage, live: () => { channelId: number;
     registers: [registry],
     async collect() {
       const counts = await storage.countByState();
-      for (const state of STATES) this.set({ state }, counts[state] ?? 0);
+      for (const state of MESSAGE_STATES) this.set({ state }, counts[state] ?? 0);
     },
   });
   new Gauge({
@@ -87,21 +85,18 @@ export function createMetrics(storage: Storage, live: () => { channelId: number;
       await quota('left', (l, v) => this.set(l, v));
     },
   });
-  const channelGauge = (name: string, help: string, value: (c: Awaited<ReturnType<Storage['listChannels']>>[number]) => number | null) =>
-    new Gauge({
-      name,
-      help,
-      labelNames: ['channel', 'port', 'sim'],
-      registers: [registry],
-      async collect() {
-        this.reset();
-        for (const c of await storage.listChannels()) {
-          const v = value(c);
-          if (v !== null) this.set({ channel: String(c.id), port: c.port, sim: c.simId === null ? '' : String(c.simId) }, v);
-        }
-      },
-    });
-  channelGauge('smsgate_channel_signal_dbm', 'Signal at the last health check, dBm', (c) => c.signalDbm);
+  new Gauge({
+    name: 'smsgate_channel_signal_dbm',
+    help: 'Signal at the last health check, dBm',
+    labelNames: ['channel', 'port', 'sim'],
+    registers: [registry],
+    async collect() {
+      this.reset();
+      for (const c of await storage.listChannels()) {
+        if (c.signalDbm !== null) this.set({ channel: String(c.id), port: c.port, sim: c.simId === null ? '' : String(c.simId) }, c.signalDbm);
+      }
+    },
+  });
   new Gauge({
     name: 'smsgate_channel_healthy',
     help: '1 when the channel answers and sends, 0 when not (channels this process uses)',

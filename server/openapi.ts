@@ -1,4 +1,5 @@
 /** The OpenAPI 3.1 description of the HTTP API, served at /api/v1/openapi.json. */
+import { MESSAGE_STATES } from '../sql/storage.js';
 import { VERSION } from './version.js';
 
 const ref = (name: string) => ({ $ref: `#/components/schemas/${name}` });
@@ -68,7 +69,7 @@ export function openApiDocument(): Record<string, unknown> {
             id: { type: 'integer' },
             to: { type: 'string' },
             text: { type: 'string' },
-            state: { enum: ['queued', 'sending', 'sent', 'delivered', 'undelivered', 'failed', 'cancelled', 'unknown'] },
+            state: { enum: MESSAGE_STATES },
             reason: { type: ['string', 'null'], description: 'Why it waits, or why it ended so' },
             encoding: { enum: ['gsm7', 'ucs2'] },
             parts: { type: 'integer' },

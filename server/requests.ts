@@ -245,7 +245,8 @@ export function checkCallbackUrl(url: string, field: string): void {
   if (url.length > 2048) throw bad(`${field} is longer than 2048 characters`, field);
 }
 
-const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
+/** A time for an API answer: ISO 8601 in UTC, null for none. */
+export const iso = (t: number | null) => (t === null ? null : new Date(t).toISOString());
 
 /** A message as every API answer shows it. */
 export function messageView(m: Message, sims: Map<number, Sim>): Record<string, unknown> {

@@ -20,6 +20,8 @@ export type Role = 'admin' | 'user';
 export type MessageState = 'queued' | 'sending' | 'sent' | 'delivered' | 'undelivered' | 'failed' | 'cancelled' | 'unknown';
 /** States a message never leaves by itself. */
 export const FINAL_STATES: MessageState[] = ['sent', 'delivered', 'undelivered', 'failed', 'cancelled', 'unknown'];
+/** Every state, in the order a message may pass through them. */
+export const MESSAGE_STATES: MessageState[] = ['queued', 'sending', ...FINAL_STATES];
 
 export interface User {
   id: number;
