@@ -194,6 +194,101 @@ export const MIGRATIONS: string[][] = [
     `ALTER TABLE users ADD COLUMN report_default {bool} NOT NULL DEFAULT 0`,
     `CREATE INDEX messages_report ON messages (sim_id, recipient, sent_at)`,
   ],
+  [
+    // Received messages, one row per message (a concatenated one once complete, or once its wait ran out).
+    `CREATE TABLE inbox (
+      id {id},
+      sim_id BIGINT,
+      channel_id BIGINT,
+      sender {key} NOT NULL,
+      text {text} NOT NULL,
+      encoding {key} NOT NULL,
+      class {int},
+      parts {int} NOT NULL,
+      parts_received {int} NOT NULL,
+      complete {bool} NOT NULL,
+      concat_ref {int},
+      sent_at {text},
+      received_at {ms} NOT NULL,
+      updated_at {ms} NOT NULL
+    ) {table}`,
+    `CREATE INDEX inbox_sim ON inbox (sim_id, id)`,
+    `CREATE INDEX inbox_sender ON inbox (sender, id)`,
+    // Parts of concatenated messages, kept until their set is complete (and afterwards, to build its text again
+    // when a late part of a set surfaced as incomplete comes in).
+    `CREATE TABLE inbox_parts (
+      id {id},
+      sim_id BIGINT NOT NULL,
+      sender {key} NOT NULL,
+      concat_key {key} NOT NULL,
+      seq {int} NOT NULL,
+      total {int} NOT NULL,
+      text {text} NOT NULL,
+      encoding {key} NOT NULL,
+      class {int},
+      sent_at {text},
+      pdu {text} NOT NULL,
+      inbox_id BIGINT,
+      received_at {ms} NOT NULL
+    ) {table}`,
+    `CREATE INDEX inbox_parts_set ON inbox_parts (sim_id, sender, concat_key)`,
+    `CREATE INDEX inbox_parts_open ON inbox_parts (inbox_id, received_at)`,
+    // Messages stored in the database but not yet deleted from the modem: a slot ("SM:3") and its PDU's hash. The
+    // next sweep that finds the same PDU in the same slot deletes it without storing it twice.
+    `CREATE TABLE modem_slots (
+      sim_id BIGINT NOT NULL,
+      slot {key} NOT NULL,
+      pdu_hash {key} NOT NULL,
+      stored_at {ms} NOT NULL,
+      PRIMARY KEY (sim_id, slot)
+    ) {table}`,
+    // The outbox of everything pushed out about received messages and alerts: webhooks, command hooks,
+    // forwarding, with retries and a lease (several gateway processes on one database).
+    `CREATE TABLE deliveries (
+      id {id},
+      inbox_id BIGINT,
+      kind {key} NOT NULL,
+      target {text} NOT NULL,
+      payload {text},
+      state {key} NOT NULL,
+      due_at {ms} NOT NULL,
+      attempts {int} NOT NULL DEFAULT 0,
+      last_error {text},
+      lease_owner {key},
+      lease_until {ms},
+      created_at {ms} NOT NULL,
+      done_at {ms}
+    ) {table}`,
+    `CREATE INDEX deliveries_due ON deliveries (state, due_at)`,
+    `CREATE INDEX deliveries_inbox ON deliveries (inbox_id)`,
+    // SIM money: the USSD code and the answer's pattern, the low threshold and what it does; the history.
+    `ALTER TABLE sims ADD COLUMN balance_ussd {text}`,
+    `ALTER TABLE sims ADD COLUMN balance_pattern {text}`,
+    `ALTER TABLE sims ADD COLUMN balance_low {text}`,
+    `ALTER TABLE sims ADD COLUMN balance_pause {bool} NOT NULL DEFAULT 0`,
+    `ALTER TABLE sims ADD COLUMN balance_alerted {bool} NOT NULL DEFAULT 0`,
+    `ALTER TABLE sims ADD COLUMN paused_reason {text}`,
+    `CREATE TABLE balances (
+      id {id},
+      sim_id BIGINT NOT NULL,
+      at {ms} NOT NULL,
+      amount {text},
+      currency {key},
+      answer {text},
+      error {text}
+    ) {table}`,
+    `CREATE INDEX balances_sim ON balances (sim_id, at)`,
+    // Named message templates: user_id 0 is shared by everyone (admins manage those).
+    `CREATE TABLE templates (
+      id {id},
+      user_id BIGINT NOT NULL DEFAULT 0,
+      name {key} NOT NULL,
+      body {text} NOT NULL,
+      created_at {ms} NOT NULL,
+      updated_at {ms} NOT NULL
+    ) {table}`,
+    `CREATE UNIQUE INDEX templates_name ON templates (user_id, name)`,
+  ],
 ];
 
 /** The statements of migration `index` for `dialect`. */
