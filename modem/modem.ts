@@ -62,7 +62,8 @@ export type PartResult =
 
 /** A message stored on the SIM or in the modem. */
 export interface StoredSms {
-  memory: 'SM' | 'ME';
+  /** SIM, modem, or the status-report storage. */
+  memory: 'SM' | 'ME' | 'SR';
   index: number;
   /** 0 received unread, 1 received read, 2 stored unsent, 3 stored sent. */
   stat: number;
@@ -192,12 +193,17 @@ export class Modem {
     const manufacturer = cleanValue(await this.query('AT+CGMI', '+CGMI:'));
     const model = cleanValue(await this.query('AT+CGMM', '+CGMM:'));
     const revision = cleanValue(await this.query('AT+CGMR', '+CGMR:'));
-    const imei = digitsOf(await this.query('AT+CGSN', '+CGSN:'), 14, 16);
+    const imei = await this.identifyImei();
     const imsi = digitsOf(await this.query('AT+CIMI', '+CIMI:'), 6, 15);
     const iccid = await this.iccid();
     const number = parseCnum(await this.queryLines('AT+CNUM'));
     await this.optional('AT+COPS=3,0');
     return { manufacturer, model, revision, imei, imsi, iccid, number, ...(await this.radio()) };
+  }
+
+  /** The IMEI alone (the watchdog asks a port that came back whose it is). */
+  async identifyImei(): Promise<string | null> {
+    return digitsOf(await this.query('AT+CGSN', '+CGSN:'), 14, 16);
   }
 
   /** The radio now: operator, registration and signal (the dashboard's figures, read at each health check). */
@@ -254,28 +260,65 @@ export class Modem {
     });
   }
 
-  /** Every message in SIM (SM) and modem (ME) storage, read with AT+CMGL=4 (PDU mode, all). */
+  /**
+   * Every message in the modem's storages — SIM (SM), modem (ME) and, where the modem keeps status reports apart,
+   * SR — read with AT+CMGL=4 (PDU mode, all), each storage under one hold of the channel so no other command
+   * changes the storage between AT+CPMS and AT+CMGL.
+   */
   async listMessages(): Promise<StoredSms[]> {
     const out: StoredSms[] = [];
-    for (const memory of ['SM', 'ME'] as const) {
-      try {
-        await this.channel.run(`AT+CPMS="${memory}","${memory}"`);
-      } catch (error) {
-        if ((error as SmsgateError).code === ErrorCodes.PortClosed) throw error;
-        continue; // this modem has no such storage
-      }
-      const lines = await this.channel.run('AT+CMGL=4', { timeoutMs: 30_000 });
-      out.push(...parseCmgl(lines, memory));
+    for (const memory of await this.readMemories()) {
+      const lines = await this.channel.hold(async (session) => {
+        try {
+          await session.run(cpms(memory));
+        } catch (error) {
+          if ((error as SmsgateError).code === ErrorCodes.PortClosed) throw error;
+          return null; // this modem has no such storage (or the SIM is not ready)
+        }
+        return session.run('AT+CMGL=4', { timeoutMs: 30_000 });
+      });
+      if (lines) out.push(...parseCmgl(lines, memory));
     }
     return out;
   }
 
+  private memories: StoredSms['memory'][] | undefined;
+
+  /** The storages AT+CPMS=? offers for reading, among SM, ME and SR (asked once; SM and ME when it does not say). */
+  private async readMemories(): Promise<StoredSms['memory'][]> {
+    if (this.memories) return this.memories;
+    const answer = await this.query('AT+CPMS=?', '+CPMS:');
+    const first = answer === null ? null : /^\(([^)]*)\)/.exec(answer);
+    const offered = first ? first[1]!.split(',').map((m) => m.trim().replace(/"/g, '')) : ['SM', 'ME'];
+    this.memories = (['SM', 'ME', 'SR'] as const).filter((m) => offered.includes(m));
+    if (this.memories.length === 0) this.memories = ['SM', 'ME'];
+    return this.memories;
+  }
+
   /** Deletes one stored message. */
-  async deleteMessage(memory: 'SM' | 'ME', index: number): Promise<void> {
+  async deleteMessage(memory: StoredSms['memory'], index: number): Promise<void> {
     await this.channel.hold(async (session) => {
-      await session.run(`AT+CPMS="${memory}","${memory}"`);
+      await session.run(cpms(memory));
       await session.run(`AT+CMGD=${index}`);
     });
+  }
+
+  /**
+   * Restarts the modem: AT+CFUN=1,1 (27.007 §8.2, reset before setting full functionality), else the vendor's own
+   * reset (Huawei AT^RESET, SIMCom AT+CRESET). The port goes away and comes back (maybe under another name);
+   * resolves when a reset was accepted, or the port closed on the way (which is the reset happening).
+   */
+  async reset(): Promise<string> {
+    for (const command of ['AT+CFUN=1,1', 'AT^RESET', 'AT+CRESET']) {
+      try {
+        await this.channel.run(command, { timeoutMs: 15_000 });
+        return command;
+      } catch (error) {
+        const code = (error as SmsgateError).code;
+        if (code === ErrorCodes.PortClosed || code === ErrorCodes.AtTimeout) return command;
+      }
+    }
+    throw new SmsgateError(ErrorCodes.AtError, `${this.path}: the modem refused every reset command (AT+CFUN=1,1, AT^RESET, AT+CRESET)`, { retry: 'retry-other' });
   }
 
   /**
@@ -409,8 +452,13 @@ export function parseCsq(value: string | null): number | null {
   return Number.isInteger(rssi) && rssi >= 0 && rssi <= 31 ? rssi : null;
 }
 
+/** AT+CPMS selecting `memory` for reading and deleting (and writing, where that memory can be written). */
+function cpms(memory: StoredSms['memory']): string {
+  return memory === 'SR' ? 'AT+CPMS="SR"' : `AT+CPMS="${memory}","${memory}"`;
+}
+
 /** `+CMGL: <index>,<stat>,[<alpha>],<length>` followed by the PDU line. */
-export function parseCmgl(lines: string[], memory: 'SM' | 'ME'): StoredSms[] {
+export function parseCmgl(lines: string[], memory: StoredSms['memory']): StoredSms[] {
   const out: StoredSms[] = [];
   for (let i = 0; i < lines.length; i++) {
     // <alpha> may be empty, unquoted, or a quoted name with commas in it ("Smith, John").

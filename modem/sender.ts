@@ -4,7 +4,8 @@
  * the box's Gammu-compatible `sendsms` encodes them). The dispatcher treats them alike.
  */
 import { ErrorCodes, SmsgateError } from './errors.js';
-import { Modem, type ModemOptions, type PartResult } from './modem.js';
+import { Modem, type ModemOptions, type PartResult, type StoredSms } from './modem.js';
+import type { UssdAnswer } from './ussd.js';
 import { type DeliveryStatus, decodePdu, encodeSubmit, type EncodingChoice } from './pdu/index.js';
 
 /** One message to one recipient, as the queue holds it. */
@@ -38,6 +39,17 @@ export interface StatusReportEvent {
   dischargedAt: string | null;
 }
 
+/** What a modem announces about incoming messages: one stored (+CMTI, +CDSI), or one pushed whole (+CMT). */
+export type InboxNotice = { kind: 'stored'; memory: string; index: number } | { kind: 'pushed'; pdu: string };
+
+/** A channel's message storage: what the inbound collector reads and empties. */
+export interface SmsInbox {
+  /** Every stored message (SIM, modem, status-report storage). */
+  list(): Promise<StoredSms[]>;
+  delete(memory: StoredSms['memory'], index: number): Promise<void>;
+  onNotice(listener: (notice: InboxNotice) => void): void;
+}
+
 export interface SmsSender {
   /** A name for logs and the API: the port path, or box:port. */
   readonly label: string;
@@ -54,7 +66,34 @@ export interface SmsSender {
   check(): Promise<RadioState | null>;
   /** Status reports this channel receives (a channel that cannot receive them never calls the listener). */
   onReport?(listener: (report: StatusReportEvent) => void): void;
+  /** The channel's stored messages, when it can reach them. */
+  readonly inbox?: SmsInbox;
+  /** Sends a USSD request and returns the network's answer, when the channel can. */
+  ussd?(code: string, timeoutMs?: number): Promise<UssdAnswer>;
+  /** The modem's IMEI as it answers now (the watchdog finds a modem back by it). */
+  imei?(): Promise<string | null>;
+  /** Restarts the modem (AT+CFUN=1,1 or the vendor's reset); the port goes away. Resolves to the command used. */
+  reset?(): Promise<string>;
   close(): Promise<void>;
+}
+
+/** The status report a PDU carries; null when it is none (or does not decode: the modem's noise). */
+export function reportOf(pdu: string): StatusReportEvent | null {
+  let decoded: ReturnType<typeof decodePdu>;
+  try {
+    decoded = decodePdu(pdu);
+  } catch {
+    return null;
+  }
+  if (decoded.type !== 'status-report' || decoded.reference === null || decoded.status === undefined) return null;
+  return {
+    reference: decoded.reference,
+    recipient: decoded.number,
+    status: decoded.status,
+    statusCode: decoded.statusCode ?? 0,
+    statusText: decoded.statusText ?? '',
+    dischargedAt: decoded.dischargeTime ?? null,
+  };
 }
 
 /** A local modem's AT port. */
@@ -75,6 +114,29 @@ export class ModemSender implements SmsSender {
 
   get label(): string {
     return this.modem.path;
+  }
+
+  readonly inbox: SmsInbox = {
+    list: () => this.modem.listMessages(),
+    delete: (memory, index) => this.modem.deleteMessage(memory, index),
+    onNotice: (listener) =>
+      this.modem.onUrc((urc) => {
+        const stored = /^\+(?:CMTI|CDSI):\s*"?([A-Z]{2})"?\s*,\s*(\d+)/.exec(urc.line);
+        if (stored) listener({ kind: 'stored', memory: stored[1]!, index: Number(stored[2]) });
+        else if (urc.line.startsWith('+CMT:') && urc.pdu) listener({ kind: 'pushed', pdu: urc.pdu });
+      }),
+  };
+
+  ussd(code: string, timeoutMs?: number): Promise<UssdAnswer> {
+    return this.modem.ussd(code, timeoutMs);
+  }
+
+  async imei(): Promise<string | null> {
+    return (await this.modem.identifyImei()) ?? null;
+  }
+
+  reset(): Promise<string> {
+    return this.modem.reset();
   }
 
   get isOpen(): boolean {
@@ -100,21 +162,8 @@ export class ModemSender implements SmsSender {
   onReport(listener: (report: StatusReportEvent) => void): void {
     this.modem.onUrc((urc) => {
       if (!urc.line.startsWith('+CDS:') || !urc.pdu) return;
-      let decoded: ReturnType<typeof decodePdu>;
-      try {
-        decoded = decodePdu(urc.pdu);
-      } catch {
-        return; // a report that does not decode is no report (the modem's noise)
-      }
-      if (decoded.type !== 'status-report' || decoded.reference === null || decoded.status === undefined) return;
-      listener({
-        reference: decoded.reference,
-        recipient: decoded.number,
-        status: decoded.status,
-        statusCode: decoded.statusCode ?? 0,
-        statusText: decoded.statusText ?? '',
-        dischargedAt: decoded.dischargeTime ?? null,
-      });
+      const report = reportOf(urc.pdu);
+      if (report) listener(report);
     });
   }
 

@@ -24,6 +24,7 @@ import { ErrorCodes, SmsgateError } from '../modem/errors.js';
 import type { PartResult } from '../modem/modem.js';
 import type { SmsSender, StatusReportEvent } from '../modem/sender.js';
 import type { Message, Sim, Storage } from '../sql/storage.js';
+import { InboundCollector, type InboundOptions } from './inbound.js';
 import { type RouteRule, type SimState, billingPeriod, selectSim } from './rules.js';
 
 export interface DispatcherOptions {
@@ -58,6 +59,8 @@ export interface DispatcherOptions {
   log?: (line: string, fields?: Record<string, unknown>) => void;
   /** Told of each send as it starts and ends (metrics). */
   observer?: SendObserver;
+  /** Received messages: how often to sweep, how long parts wait, what is delivered (inbound.ts). */
+  inbound?: InboundOptions;
 }
 
 export interface SendObserver {
@@ -98,12 +101,18 @@ export class Dispatcher {
   private readonly unmatchedReports: { slot: ChannelSlot; report: StatusReportEvent; at: number }[] = [];
   /** When a drain last ran to its end (liveness: the ticks keep this fresh while the dispatcher works). */
   lastDrainAt = 0;
+  /** Takes received messages and stored reports off the channels' modems. */
+  readonly inbound: InboundCollector;
 
   constructor(private readonly options: DispatcherOptions) {
     this.storage = options.storage;
     this.owner = options.owner ?? `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
     this.clock = options.clock ?? Date.now;
     this.log = options.log ?? (() => undefined);
+    this.inbound = new InboundCollector(
+      { storage: this.storage, channels: () => this.slots, report: (slot, report) => this.statusReport(slot, report), clock: this.clock, log: this.log },
+      options.inbound,
+    );
   }
 
   /** Adds a channel; the dispatcher uses it from the next drain on. */
@@ -113,6 +122,9 @@ export class Dispatcher {
     sender.onReport?.((report) => {
       this.statusReport(slot, report).catch((error: unknown) => this.log(`dispatcher: a status report on ${sender.label} was not stored: ${(error as Error).message}`));
     });
+    this.inbound.attach(slot);
+    // What came in while nobody listened (the gateway was down, the modem was elsewhere).
+    if (this.lastDrainAt > 0 && sender.inbox) this.inbound.sweepInBackground(simId);
     this.wake();
     return slot;
   }
@@ -140,6 +152,7 @@ export class Dispatcher {
       }
     }
     this.lastDrainAt = now;
+    this.inbound.start();
     if (this.options.cron !== false) {
       this.tasks.push(cron.schedule('* * * * * *', () => this.wake(), { noOverlap: true, name: 'dispatch-tick' }));
       this.tasks.push(cron.schedule('*/30 * * * * *', () => this.housekeeping(), { noOverlap: true, name: 'housekeeping' }));
@@ -151,6 +164,7 @@ export class Dispatcher {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const task of this.tasks.splice(0)) await task.stop();
+    await this.inbound.stop();
     await this.draining;
     await Promise.allSettled([...this.inFlight]);
     for (const slot of this.slots.splice(0)) await slot.sender.close().catch(() => undefined);
@@ -205,8 +219,11 @@ export class Dispatcher {
     await this.storage.recoverStale(now);
     const days = this.options.retentionDays ?? 90;
     if (days > 0) await this.storage.purgeHistory(now - days * 86_400_000);
+    if (days > 0) await this.storage.inbox.purge(now - days * 86_400_000);
     await this.checkChannels();
+    await this.inbound.tick();
   }
+
 
   /**
    * Health checks of the idle channels: a healthy one must still answer, an unhealthy one is re-initialised. A

@@ -35,6 +35,40 @@ export function signature(secret: string, timestamp: string, body: string): stri
   return `sha256=${createHmac('sha256', secret).update(`${timestamp}.${body}`).digest('hex')}`;
 }
 
+/**
+ * POSTs a JSON body signed as above; resolves to null when the receiver took it (2xx), else to what went wrong
+ * (its status, a refused connection, no answer within `timeoutMs`). Redirects are not followed.
+ */
+export async function postSigned(url: string, body: string, options: { secret: string; event: string; timeoutMs: number; at: number; agent: string }): Promise<string | null> {
+  const timestamp = String(Math.floor(options.at / 1000));
+  try {
+    const response = await fetch(url, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        'user-agent': options.agent,
+        'x-smsgate-event': options.event,
+        'x-smsgate-timestamp': timestamp,
+        'x-smsgate-signature': signature(options.secret, timestamp, body),
+      },
+      body,
+      redirect: 'manual',
+      signal: AbortSignal.timeout(options.timeoutMs),
+    });
+    // The answer's body is not read: only its status counts.
+    await response.body?.cancel().catch(() => undefined);
+    return response.ok ? null : `the receiver answered ${response.status}`;
+  } catch (error) {
+    const cause = (error as { cause?: { message?: string } }).cause?.message;
+    return (error as Error).name === 'TimeoutError' ? `no answer within ${options.timeoutMs} ms` : `${(error as Error).message}${cause ? `: ${cause}` : ''}`;
+  }
+}
+
+/** The delay before retry `attempt` (1-based): `base` doubling, at most `max`. */
+export function backoff(attempt: number, base: number, max: number): number {
+  return Math.min(base * 2 ** (attempt - 1), max);
+}
+
 /** What an A2P client expects to hear: its msg_id and a status word. */
 function a2pBody(m: Message): Record<string, unknown> {
   return {
@@ -115,32 +149,10 @@ export class CallbackWorker {
     const lease = now + timeoutMs + 30_000;
     if (!(await storage.claimCallback(m.id, m.callbackDue!, lease))) return;
     const body = JSON.stringify(m.source === 'a2p' ? a2pBody(m) : { event: `message.${m.state}`, message: messageView(m, sims) });
-    const timestamp = String(Math.floor(now / 1000));
-    let problem: string;
-    try {
-      const response = await fetch(m.callbackUrl!, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'smsgate-callback',
-          'x-smsgate-event': `message.${m.state}`,
-          'x-smsgate-timestamp': timestamp,
-          'x-smsgate-signature': signature(this.options.secret, timestamp, body),
-        },
-        body,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      // The answer's body is not read: only its status counts.
-      await response.body?.cancel().catch(() => undefined);
-      if (response.ok) {
-        await storage.callbackDone(m.id, m.state, lease);
-        return;
-      }
-      problem = `the receiver answered ${response.status}`;
-    } catch (error) {
-      const cause = (error as { cause?: { message?: string } }).cause?.message;
-      problem = (error as Error).name === 'TimeoutError' ? `no answer within ${timeoutMs} ms` : `${(error as Error).message}${cause ? `: ${cause}` : ''}`;
+    const problem = await postSigned(m.callbackUrl!, body, { secret: this.options.secret, event: `message.${m.state}`, timeoutMs, at: now, agent: 'smsgate-callback' });
+    if (problem === null) {
+      await storage.callbackDone(m.id, m.state, lease);
+      return;
     }
     const attempt = m.callbackAttempts + 1;
     if (attempt >= this.options.maxAttempts) {
@@ -149,7 +161,7 @@ export class CallbackWorker {
       this.log(`callback for message ${m.id} given up after ${attempt} attempt(s): ${problem}`);
       return;
     }
-    const delay = Math.min((this.options.baseDelayMs ?? 10_000) * 2 ** (attempt - 1), this.options.maxDelayMs ?? 3_600_000);
+    const delay = backoff(attempt, this.options.baseDelayMs ?? 10_000, this.options.maxDelayMs ?? 3_600_000);
     await storage.callbackFailed(m.id, lease, problem, this.clock() + delay);
   }
 }

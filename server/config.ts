@@ -9,8 +9,8 @@ import { readFileSync } from 'node:fs';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { ErrorCodes, SmsgateError } from '../modem/errors.js';
 
-type Kind = 'string' | 'int' | 'bool' | 'strings';
-type Value = string | number | boolean | string[];
+type Kind = 'string' | 'int' | 'bool' | 'strings' | 'tables';
+type Value = string | number | boolean | string[] | Record<string, string>[];
 
 interface KeySpec {
   kind: Kind;
@@ -20,6 +20,8 @@ interface KeySpec {
   max?: number;
   /** Allowed values of a string. */
   oneOf?: string[];
+  /** A list of tables ([[section.key]]): their string fields, the required ones marked. */
+  fields?: Record<string, { required?: boolean; doc: string }>;
 }
 
 /** Sections and their keys; "" is the top level. */
@@ -101,6 +103,67 @@ const SCHEMA: Record<string, Record<string, KeySpec>> = {
       doc: "Log the raw AT dialogue of the channel on this port (e.g. /dev/ttyUSB2); empty: none.",
     },
   },
+  inbound: {
+    sweep_s: {
+      kind: 'int',
+      default: 60,
+      min: 5,
+      max: 86_400,
+      doc: "How often each SIM's storage is read (AT+CMGL) besides the modem's announcements (+CMTI):\nsome modems announce nothing.",
+    },
+    incomplete_wait_s: {
+      kind: 'int',
+      default: 3600,
+      min: 10,
+      max: 30 * 86_400,
+      doc: 'How long the parts of a concatenated message wait for the rest; then it is shown and\ndelivered incomplete ("[…]" for each missing part), and a late part still completes it.',
+    },
+    webhooks: { kind: 'strings', default: [], doc: 'URLs that get every received message as a signed JSON POST (like callbacks).' },
+    command: {
+      kind: 'strings',
+      default: [],
+      doc: 'A command run for every received message, like gammu-smsd RunOnReceive: the program and its\narguments, run without a shell; the message id is added as the last argument and the message is in\nthe environment (SMS_1_NUMBER, SMS_1_TEXT, SMSGATE_FROM, SMSGATE_TEXT, … see the README).',
+    },
+    command_timeout_s: { kind: 'int', default: 30, min: 1, max: 3600, doc: 'How long the command may run before it is killed (and retried).' },
+    max_attempts: { kind: 'int', default: 10, min: 1, max: 100, doc: 'Tries per webhook, command or forward before it is given up (back-off 10 s, doubling, at most 1 h).' },
+    forward: {
+      kind: 'tables',
+      default: [],
+      doc: 'Forwarding rules, one [[inbound.forward]] table each: received messages that match are sent on\nas SMS "From <sender>: <text>" to the rule\'s number.',
+      fields: {
+        to: { required: true, doc: 'The number to forward to.' },
+        sim: { doc: 'Only messages that came in on this SIM (id, IMSI, number or label); absent: every SIM.' },
+        from: { doc: 'Only senders matching this regular expression (e.g. "^\\+7900"); absent: every sender.' },
+        user: { doc: 'The user the forwarded message is sent as (default: the first admin).' },
+      },
+    },
+  },
+  balance: {
+    schedule: {
+      kind: 'string',
+      default: '17 */6 * * *',
+      doc: "When the balance of every SIM with a balance code is asked (cron: minute hour day month weekday,\noptionally seconds first); empty: only on demand.",
+    },
+    ussd: { kind: 'string', default: '', doc: 'The balance USSD code of SIMs that set none (e.g. "*100#"); empty: such SIMs are not asked.' },
+    pattern: {
+      kind: 'string',
+      default: '',
+      doc: 'A regular expression that finds the amount in the answer (its first group, or a group named\n"amount"; "currency" may name the currency); empty: the built-in reader, which understands\nanswers such as "Баланс: 123,45 р." and "Balance 12.30 USD".',
+    },
+    low: { kind: 'string', default: '', doc: 'The low-balance threshold of SIMs that set none (e.g. "50"); empty: no alert.' },
+  },
+  alerts: {
+    webhooks: { kind: 'strings', default: [], doc: 'URLs that get alerts (low balance, a channel given up) as signed JSON POSTs.' },
+    sms_to: { kind: 'strings', default: [], doc: "Admins' numbers that get alerts by SMS." },
+  },
+  watchdog: {
+    reset: {
+      kind: 'bool',
+      default: true,
+      doc: 'When re-initialising a channel that stopped answering does not help, restart its modem\n(AT+CFUN=1,1 or the vendor\'s reset) and wait for its port to come back (found again by IMEI).',
+    },
+    reappear_s: { kind: 'int', default: 90, min: 5, max: 3600, doc: 'How long to wait for a restarted modem to come back.' },
+  },
   simulate: {
     modems: { kind: 'int', default: 0, min: 0, max: 64, doc: 'Run this many simulated modems instead of probing (0 = use real modems).' },
     latency_ms: { kind: 'int', default: 2000, min: 0, max: 600_000, doc: "The simulated network's time per message part." },
@@ -117,8 +180,28 @@ export interface Config {
   dispatch: { onUnknown: 'hold' | 'resend'; retentionDays: number };
   callbacks: { secret: string; maxAttempts: number; timeoutMs: number };
   modems: { globs: string[]; pin: string; lockDir: string };
+  inbound: {
+    sweepS: number;
+    incompleteWaitS: number;
+    webhooks: string[];
+    command: string[];
+    commandTimeoutS: number;
+    maxAttempts: number;
+    forward: ForwardRule[];
+  };
+  balance: { schedule: string; ussd: string; pattern: string; low: string };
+  alerts: { webhooks: string[]; smsTo: string[] };
+  watchdog: { reset: boolean; reappearS: number };
   log: { format: 'auto' | 'json' | 'text'; debugAt: string };
   simulate: { modems: number; latencyMs: number };
+}
+
+/** A forwarding rule as the config gives it. */
+export interface ForwardRule {
+  to: string;
+  sim?: string;
+  from?: string;
+  user?: string;
 }
 
 const camel = (key: string) => key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
@@ -134,6 +217,13 @@ function checkValue(spec: KeySpec, value: unknown, name: string, where: string, 
     if (spec.kind === 'int') v = /^-?\d+$/.test(v.trim()) ? Number(v.trim()) : v;
     else if (spec.kind === 'bool') v = /^(1|true|yes|on)$/i.test(v) ? true : /^(0|false|no|off)$/i.test(v) ? false : v;
     else if (spec.kind === 'strings') v = v.split(/[,\s]+/).filter(Boolean);
+    else if (spec.kind === 'tables') {
+      try {
+        v = JSON.parse(v);
+      } catch {
+        fail(`${where}: ${name} must be a JSON list of tables`, name);
+      }
+    }
   }
   switch (spec.kind) {
     case 'string':
@@ -152,6 +242,21 @@ function checkValue(spec: KeySpec, value: unknown, name: string, where: string, 
     case 'strings':
       if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) fail(`${where}: ${name} must be a list of strings`, name);
       return v as string[];
+    case 'tables': {
+      if (!Array.isArray(v)) fail(`${where}: ${name} must be a list of tables ([[${name}]])`, name);
+      return v.map((table: unknown, i) => {
+        const at = `${name}[${i}]`;
+        if (typeof table !== 'object' || table === null || Array.isArray(table)) fail(`${where}: ${at} must be a table`, at);
+        for (const [field, value] of Object.entries(table)) {
+          if (!spec.fields?.[field]) fail(`${where}: unknown key "${at}.${field}" (known: ${Object.keys(spec.fields ?? {}).join(', ')})`, `${at}.${field}`);
+          if (typeof value !== 'string') fail(`${where}: ${at}.${field} must be a string`, `${at}.${field}`);
+        }
+        for (const [field, f] of Object.entries(spec.fields ?? {})) {
+          if (f.required && !(field in table)) fail(`${where}: ${at} needs ${field}`, `${at}.${field}`);
+        }
+        return table as Record<string, string>;
+      });
+    }
   }
 }
 
@@ -224,6 +329,10 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
     dispatch: shape('dispatch') as Config['dispatch'],
     callbacks: shape('callbacks') as Config['callbacks'],
     modems: shape('modems') as Config['modems'],
+    inbound: shape('inbound') as unknown as Config['inbound'],
+    balance: shape('balance') as Config['balance'],
+    alerts: shape('alerts') as Config['alerts'],
+    watchdog: shape('watchdog') as Config['watchdog'],
     log: shape('log') as Config['log'],
     simulate: shape('simulate') as Config['simulate'],
   };
@@ -254,8 +363,14 @@ export function exampleConfig(): string {
     if (section) lines.push(`[${section}]`);
     for (const [key, spec] of Object.entries(keys)) {
       for (const doc of spec.doc.split('\n')) lines.push(`# ${doc}`);
-      lines.push(`# (environment: ${envName(section, key)})`);
-      lines.push(`${key} = ${JSON.stringify(spec.default)}`);
+      if (spec.kind === 'tables') {
+        lines.push(`# (environment: ${envName(section, key)}, as JSON)`);
+        lines.push(`# [[${section}.${key}]]`);
+        for (const [field, f] of Object.entries(spec.fields ?? {})) lines.push(`# ${field} = "…"   # ${f.required ? 'required. ' : ''}${f.doc}`);
+      } else {
+        lines.push(`# (environment: ${envName(section, key)})`);
+        lines.push(`${key} = ${JSON.stringify(spec.default)}`);
+      }
       lines.push('');
     }
   }

@@ -14,6 +14,8 @@ import { type RunningServer, startServer } from './app.js';
 import { Authenticator } from './auth.js';
 import { CallbackWorker } from './callbacks.js';
 import { type Config, parseListen } from './config.js';
+import { DeliveryWorker } from './deliveries.js';
+import { type InboundSetup, inboundSetup } from './inbox.js';
 import type { Services } from './http.js';
 import type { LogFn } from './log.js';
 import { createMetrics } from './metrics.js';
@@ -39,7 +41,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const storage = await openStorage(config.db || defaultDbUrl(dataDir));
   let dispatcher: Dispatcher;
   const metrics = createMetrics(storage, () => dispatcher.channels.map((c) => ({ channelId: c.channelId, healthy: c.healthy, busy: c.busy })));
-  dispatcher = new Dispatcher({ storage, log, onUnknown: config.dispatch.onUnknown, retentionDays: config.dispatch.retentionDays, observer: metrics.observer });
+  // The inbound plan needs the SIMs, which are known once the modems are attached (before the dispatcher starts).
+  let inbound: InboundSetup | null = null;
+  let deliveries: DeliveryWorker | null = null;
+  dispatcher = new Dispatcher({
+    storage,
+    log,
+    onUnknown: config.dispatch.onUnknown,
+    retentionDays: config.dispatch.retentionDays,
+    observer: metrics.observer,
+    inbound: {
+      sweepMs: config.inbound.sweepS * 1000,
+      incompleteWaitMs: config.inbound.incompleteWaitS * 1000,
+      plan: (message, event) => inbound?.plan(message, event) ?? [],
+      onMessage: () => void deliveries?.wake(),
+    },
+  });
   let sim: Simulator | null = null;
   let server: RunningServer | null = null;
   let callbacks: CallbackWorker | null = null;
@@ -73,13 +90,27 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     if ((await storage.listUsers()).length === 0) {
       log(`no user yet: create the first admin with: smsgate user add admin --admin --data ${dataDir}`);
     }
+    inbound = await inboundSetup(config, storage, log);
+    const setup = inbound;
+    deliveries = new DeliveryWorker({
+      storage,
+      secret,
+      maxAttempts: config.inbound.maxAttempts,
+      timeoutMs: config.callbacks.timeoutMs,
+      command: config.inbound.command,
+      commandTimeoutMs: config.inbound.commandTimeoutS * 1000,
+      forward: (delivery, message, text) => setup.forward(delivery, message, text),
+      log,
+    });
     await dispatcher.start();
     callbacks.start();
+    deliveries.start();
     const services: Services = {
       storage,
       config,
       dispatcher,
       callbacks,
+      deliveries,
       metrics,
       auth: new Authenticator(storage, config.auth),
     };
@@ -106,6 +137,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       stop: async () => {
         await running.close();
         await callbacks!.stop();
+        await deliveries!.stop();
         await dispatcher.stop();
         await sim?.stop();
         await storage.close();
@@ -113,6 +145,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     };
   } catch (error) {
     await callbacks?.stop().catch(() => undefined);
+    await deliveries?.stop().catch(() => undefined);
     await dispatcher.stop().catch(() => undefined);
     await sim?.stop().catch(() => undefined);
     await storage.close().catch(() => undefined);

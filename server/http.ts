@@ -9,6 +9,7 @@ import { ErrorCodes, SmsgateError } from '../modem/errors.js';
 import type { Dispatcher } from '../scheduler/dispatcher.js';
 import type { Storage, User } from '../sql/storage.js';
 import { AuthError, type Authenticator, type Principal } from './auth.js';
+import type { DeliveryWorker } from './deliveries.js';
 import type { CallbackWorker } from './callbacks.js';
 import type { Config } from './config.js';
 import type { Metrics } from './metrics.js';
@@ -21,6 +22,7 @@ export interface Services {
   auth: Authenticator;
   dispatcher?: Dispatcher;
   callbacks?: CallbackWorker;
+  deliveries?: DeliveryWorker;
   metrics?: Metrics;
 }
 

@@ -11,6 +11,7 @@ import { createHash } from 'node:crypto';
 import { ErrorCodes, SmsgateError } from '../modem/errors.js';
 import { normaliseNumber } from '../modem/number.js';
 import { countSegments } from '../modem/pdu/index.js';
+import type { InboxMessage } from '../sql/inbox.js';
 import type { Message, NewMessage, Sim, Storage, User } from '../sql/storage.js';
 import type { Config } from './config.js';
 
@@ -281,6 +282,27 @@ export function messageView(m: Message, sims: Map<number, Sim>): Record<string, 
     created_at: iso(m.createdAt),
     updated_at: iso(m.updatedAt),
     sent_at: iso(m.sentAt),
+  };
+}
+
+/** A received message as the API, webhooks and the web pages show it. */
+export function inboxView(m: InboxMessage, sims: Map<number, Sim>): Record<string, unknown> {
+  const sim = m.simId === null ? null : (sims.get(m.simId) ?? null);
+  return {
+    id: m.id,
+    from: m.sender,
+    text: m.text,
+    encoding: m.encoding,
+    class: m.class,
+    flash: m.class === 0,
+    parts: m.parts,
+    parts_received: m.partsReceived,
+    complete: m.complete,
+    sim: sim ? { id: sim.id, number: sim.number, label: sim.label, imsi: sim.imsi } : m.simId === null ? null : { id: m.simId },
+    channel_id: m.channelId,
+    sent_at: m.sentAt,
+    received_at: iso(m.receivedAt),
+    updated_at: iso(m.updatedAt),
   };
 }
 

@@ -6,6 +6,7 @@ import { Storage } from './storage.js';
 
 export { Storage } from './storage.js';
 export type * from './storage.js';
+export type * from './inbox.js';
 
 /** The default database: an SQLite file in the data directory. */
 export function defaultDbUrl(dataDir: string): string {

@@ -14,6 +14,8 @@
  */
 import { ErrorCodes, SmsgateError } from '../modem/errors.js';
 import type { Db, Param } from './db.js';
+import { InboxStore } from './inbox.js';
+import { type Row, forUpdate, num, numOrNull, strOrNull } from './rows.js';
 import { MIGRATIONS, migrationSql } from './schema.js';
 
 export type Role = 'admin' | 'user';
@@ -218,11 +220,6 @@ export interface EventRecord {
   detail: unknown;
 }
 
-type Row = Record<string, unknown>;
-
-const num = (v: unknown): number => Number(v);
-const numOrNull = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
-const strOrNull = (v: unknown): string | null => (v === null || v === undefined ? null : String(v));
 
 function toUser(r: Row): User {
   return {
@@ -377,7 +374,12 @@ const SIM_COLUMNS: Record<keyof SimSettings, string> = {
 };
 
 export class Storage {
-  constructor(readonly db: Db) {}
+  /** Received messages and the deliveries outbox (inbox.ts). */
+  readonly inbox: InboxStore;
+
+  constructor(readonly db: Db) {
+    this.inbox = new InboxStore(db);
+  }
 
   get dialect(): Db['dialect'] {
     return this.db.dialect;
@@ -1155,6 +1157,6 @@ export class Storage {
 
   /** Row locks on MariaDB (SQLite's IMMEDIATE transaction already excludes other writers). */
   private forUpdate(skipLocked = false): string {
-    return this.db.dialect === 'mysql' ? ` FOR UPDATE${skipLocked ? ' SKIP LOCKED' : ''}` : '';
+    return forUpdate(this.db, skipLocked);
   }
 }

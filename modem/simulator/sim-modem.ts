@@ -268,21 +268,52 @@ export class SimModem {
     return true;
   }
 
-  /** An incoming SMS: stored in SM (or ME when SM is full) and announced with +CMTI on every AT port. */
-  deliver(from: string, text: string, options: { alphanumeric?: boolean; flash?: boolean; timestamp?: string } = {}): void {
+  /**
+   * An incoming SMS: stored in SM (or ME when SM is full) and announced with +CMTI on every AT port. `parts` picks
+   * which parts of a concatenated text arrive now and in what order (1-based; default all, in order); with a fixed
+   * `reference` a later call delivers the rest of the same message.
+   */
+  deliver(
+    from: string,
+    text: string,
+    options: { alphanumeric?: boolean; flash?: boolean; timestamp?: string; parts?: number[]; reference?: number; concat16?: boolean; encoding?: 'gsm7' | 'ucs2' } = {},
+  ): number {
     const timestamp = options.timestamp ?? localTimestamp();
-    const message = encodeDeliver({ from, text, alphanumeric: options.alphanumeric, flash: options.flash, timestamp, smsc: this.identity.smsc });
-    for (const part of message.parts) {
+    const message = encodeDeliver({
+      from,
+      text,
+      alphanumeric: options.alphanumeric,
+      flash: options.flash,
+      timestamp,
+      smsc: this.identity.smsc,
+      reference: options.reference,
+      concat16: options.concat16,
+      encoding: options.encoding,
+    });
+    for (const seq of options.parts ?? message.parts.map((_, i) => i + 1)) {
+      const part = message.parts[seq - 1];
+      if (!part) throw new Error(`the message has ${message.parts.length} parts, not ${seq}`);
       const memory = this.storage.SM.length < STORAGE_SIZE ? 'SM' : 'ME';
       const index = this.store(memory, 0, part.pdu);
       if (index !== null) this.broadcast(`\r\n+CMTI: "${memory}",${index}\r\n`);
     }
+    return message.parts.length;
   }
 
-  /** A status report for message reference `mr` to `to`, pushed as +CDS (27.005 §3.4.1, <ds>=1). */
+  /** Status reports stored in SR and announced with +CDSI (CNMI <ds>=2) instead of pushed as +CDS. */
+  storeReports = false;
+  /** What AT+CFUN=1,1 does: the simulator re-plugs the modem (set by the Simulator). */
+  onReset: (() => void) | null = null;
+
+  /** A status report for message reference `mr` to `to`: pushed as +CDS (27.005 §3.4.1, <ds>=1) or stored. */
   statusReport(mr: number, to: string, status = 0): void {
     const now = localTimestamp();
     const tpdu = [0x06, mr, ...encodeAddress(to), ...encodeTimestamp(now), ...encodeTimestamp(now), status];
+    if (this.storeReports) {
+      const index = this.store('SR', 0, `00${toHex(tpdu)}`);
+      if (index !== null) this.broadcast(`\r\n+CDSI: "SR",${index}\r\n`);
+      return;
+    }
     this.broadcast(`\r\n+CDS: ${tpdu.length}\r\n00${toHex(tpdu)}\r\n`);
   }
 
@@ -486,6 +517,13 @@ export class SimPortSession {
       return this.ok(id.number ? [`+CNUM: "","${id.number}",${id.number.startsWith('+') ? 145 : 129}`] : []);
     }
     if (cmd === '+CFUN?') return this.ok(['+CFUN: 1']);
+    if (cmd === '+CFUN=1,1' && this.modem.onReset) {
+      // A reset: OK, then the ports go away and come back after the modem's boot.
+      this.ok();
+      const reset = this.modem.onReset;
+      setTimeout(reset, 20);
+      return;
+    }
     if (/^\+CFUN=[01](,[01])?$/.test(cmd)) return this.ok();
     if (cmd === '+CSCS?') return this.ok(['+CSCS: "GSM"']);
     if (cmd === '+CSCS=?') return this.ok(['+CSCS: ("GSM","UCS2","IRA")']);

@@ -209,6 +209,9 @@ export class Simulator {
         record: (record) => sim.appendRecord(record),
       });
       sim.state.push({ modem, ports: [] });
+      modem.onReset = () => {
+        sim.reset(m).catch(() => undefined);
+      };
       await sim.plug(m, (options.firstIndex ?? 0) + m * (options.ports ?? 1));
     }
     if (options.control) await sim.listen();
@@ -268,6 +271,30 @@ export class Simulator {
     await this.plug(index, firstIndex ?? (this.options.firstIndex ?? 0) + index * (this.options.ports ?? 1));
     await this.boot(index);
     return this.info()[index]!;
+  }
+
+  /** Where modem `index`'s ports come back after its next reset: ttyUSB<first>… (null: the same names). */
+  private readonly resetNames = new Map<number, number>();
+  /** How long a reset modem stays away (default 300 ms). */
+  resetDelayMs = 300;
+  /** Resets done (AT+CFUN=1,1), per modem. */
+  readonly resets: number[] = [];
+
+  /** After its next reset, modem `index` comes back under new names from ttyUSB<first> (as USB re-enumeration may do). */
+  renameOnReset(index: number, first: number): void {
+    this.resetNames.set(index, first);
+  }
+
+  /** AT+CFUN=1,1: the modem's ports vanish, its faults are gone with the reboot, and it comes back a moment later. */
+  private async reset(index: number): Promise<void> {
+    this.resets[index] = (this.resets[index] ?? 0) + 1;
+    await this.unplug(index);
+    this.modem(index).applyFault({ type: 'clear' });
+    await new Promise((r) => setTimeout(r, this.resetDelayMs));
+    if (this.stopped) return;
+    const first = this.resetNames.get(index);
+    this.resetNames.delete(index);
+    await this.replug(index, first);
   }
 
   /** Every record of what the network received so far. */
@@ -337,7 +364,9 @@ export class Simulator {
    * Control requests: {"op":"info"}, {"op":"fault","modem":0,"fault":{"type":"cms","code":500}},
    * {"op":"unplug","modem":0}, {"op":"replug","modem":0,"first":7}, {"op":"deliver","modem":0,"from":"+7…","text":"…"},
    * {"op":"report","modem":0,"mr":5,"to":"+7…","status":0}, {"op":"ussd","modem":0,"code":"*100#","answer":"…","status":1},
-   * {"op":"latency","modem":0,"ms":50}.
+   * {"op":"latency","modem":0,"ms":50}, {"op":"store-reports","modem":0,"on":true},
+   * {"op":"rename-on-reset","modem":0,"first":9}; "deliver" also takes "parts" ([2,1]: which parts arrive, in order)
+   * and "reference" (to deliver the rest of one message later).
    */
   private async handleControl(line: string): Promise<Record<string, unknown>> {
     const request = JSON.parse(line) as Record<string, unknown>;
@@ -354,7 +383,18 @@ export class Simulator {
       case 'replug':
         return { modem: await this.replug(index, typeof request.first === 'number' ? request.first : undefined) };
       case 'deliver':
-        this.modem(index).deliver(String(request.from), String(request.text), { alphanumeric: request.alphanumeric === true });
+        return {
+          parts: this.modem(index).deliver(String(request.from), String(request.text), {
+            alphanumeric: request.alphanumeric === true,
+            ...(Array.isArray(request.parts) ? { parts: request.parts.map(Number) } : {}),
+            ...(typeof request.reference === 'number' ? { reference: request.reference } : {}),
+          }),
+        };
+      case 'store-reports':
+        this.modem(index).storeReports = request.on !== false;
+        return {};
+      case 'rename-on-reset':
+        this.renameOnReset(index, Number(request.first));
         return {};
       case 'report':
         this.modem(index).statusReport(Number(request.mr), String(request.to), Number(request.status ?? 0));

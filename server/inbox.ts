@@ -1,0 +1,75 @@
+/**
+ * What the configuration says to do with received messages: the delivery plan (webhooks, the command hook,
+ * forwarding rules) that sql/inbox.ts writes with each message, and how a forward is queued.
+ *
+ * The rules' SIMs and users are looked up once at start-up (a rule naming a SIM or user that does not exist is
+ * reported and left inactive). A message is never forwarded when its sender is the rule's own number or one of
+ * the gateway's SIMs — two SIMs forwarding to each other would otherwise loop for ever.
+ */
+import type { Delivery, DeliveryPlan, InboxMessage, NewDelivery } from '../sql/inbox.js';
+import type { Sim, Storage, User } from '../sql/storage.js';
+import type { Config, ForwardRule } from './config.js';
+import type { LogFn } from './log.js';
+import { findSim, parseRecipients, prepareSend } from './requests.js';
+
+interface ActiveRule {
+  index: number;
+  to: string;
+  simId: number | null;
+  from: RegExp | null;
+  user: User;
+}
+
+export interface InboundSetup {
+  plan: DeliveryPlan;
+  forward: (delivery: Delivery, message: InboxMessage, text: string) => Promise<void>;
+  /** The rules in force (for the log and tests). */
+  rules: ActiveRule[];
+}
+
+const digits = (n: string) => n.replace(/\D/g, '');
+
+export async function inboundSetup(config: Config, storage: Storage, log: LogFn): Promise<InboundSetup> {
+  const sims = await storage.listSims();
+  const users = await storage.listUsers();
+  const rules: ActiveRule[] = [];
+  config.inbound.forward.forEach((rule: ForwardRule, index) => {
+    const where = `inbound.forward[${index}]`;
+    try {
+      const [to] = parseRecipients(rule.to, `${where}.to`, { ...config.send, maxRecipients: 1 });
+      const simId = rule.sim === undefined ? null : findSim(sims, rule.sim, `${where}.sim`).id;
+      const user = rule.user === undefined ? users.find((u) => u.role === 'admin' && !u.disabled) : users.find((u) => u.name === rule.user);
+      if (!user) throw new Error(rule.user === undefined ? 'there is no admin to send it as (set user)' : `there is no user "${rule.user}"`);
+      rules.push({ index, to: to!, simId, from: rule.from === undefined ? null : new RegExp(rule.from), user });
+    } catch (error) {
+      log(`${where} is not in force: ${(error as Error).message}`);
+    }
+  });
+  const ours = new Set(sims.map((s: Sim) => s.number).filter((n): n is string => !!n).map(digits));
+  const plan: DeliveryPlan = (message, event) => {
+    const out: NewDelivery[] = [];
+    for (const url of config.inbound.webhooks) out.push({ kind: 'webhook', target: url, payload: `inbox.${event}` });
+    if (config.inbound.command.length > 0) out.push({ kind: 'command', target: config.inbound.command[0]!, payload: `inbox.${event}` });
+    // A message is forwarded once, when it first shows (complete, or surfaced incomplete).
+    if (event === 'received') {
+      for (const rule of rules) {
+        if (rule.simId !== null && rule.simId !== message.simId) continue;
+        if (rule.from && !rule.from.test(message.sender)) continue;
+        if (digits(message.sender) === digits(rule.to) || ours.has(digits(message.sender))) continue;
+        out.push({ kind: 'forward', target: rule.to, payload: JSON.stringify({ rule: rule.index }) });
+      }
+    }
+    return out;
+  };
+  const forward = async (delivery: Delivery, message: InboxMessage, text: string) => {
+    const { rule: index } = JSON.parse(delivery.payload ?? '{}') as { rule?: number };
+    const rule = rules.find((r) => r.index === index) ?? rules.find((r) => r.to === delivery.target);
+    if (!rule) throw new Error(`the forwarding rule of delivery ${delivery.id} is no longer configured`);
+    const cut = text.length > config.send.maxTextLength ? `${text.slice(0, config.send.maxTextLength - 1)}…` : text;
+    // The msg_id makes a retry after a crash find the message queued the first time.
+    const prepared = await prepareSend({ to: rule.to, text: cut, msgId: `forward-${delivery.id}` }, rule.user, 'forward', config.send, storage);
+    await storage.enqueue(prepared.items, Date.now(), { requestHash: prepared.requestHash });
+    log(`received message ${message.id} forwarded to ${rule.to}`, { inbox_id: message.id, to: rule.to });
+  };
+  return { plan, forward, rules };
+}
