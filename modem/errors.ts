@@ -39,6 +39,8 @@ export const ErrorCodes = {
   Conflict: 'CONFLICT',
   /** No such record. */
   NotFound: 'NOT_FOUND',
+  /** No working channel can do what was asked now (the SIM's modem is gone or unhealthy). */
+  NoChannel: 'NO_CHANNEL',
   /** Wrong command-line usage. */
   Usage: 'USAGE',
 } as const;

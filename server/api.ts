@@ -9,6 +9,7 @@ import { billingPeriod, parseClock } from '../scheduler/rules.js';
 import { MESSAGE_STATES, type Message, type MessageState, type Role, type Sim, type SimSettings, type Storage, type User } from '../sql/storage.js';
 import { hashPassword, newToken, passwordProblem, tokenHash } from './auth.js';
 import { type Services, clientAddress, objectBody, pathId, requireAdmin, requireUser, sessionToken, setSessionCookie } from './http.js';
+import { inboxRoutes } from './api-inbox.js';
 import { openApiDocument } from './openapi.js';
 import { bad, findSim, iso, messageView, optBool, optInt, optString, optTime, prepareSend, reqString, simMap } from './requests.js';
 
@@ -57,9 +58,16 @@ async function simView(storage: Storage, sim: Sim, forAdmin: boolean, now: numbe
     quiet_end: sim.quietEnd,
     balance: sim.balance,
     balance_at: iso(sim.balanceAt),
+    balance_low: sim.balanceLow,
+    paused_reason: sim.pausedReason,
     last_sent_at: iso(sim.lastSentAt),
   };
-  if (forAdmin) view.owners = await storage.simOwners(sim.id);
+  if (forAdmin) {
+    view.owners = await storage.simOwners(sim.id);
+    view.balance_ussd = sim.balanceUssd;
+    view.balance_pattern = sim.balancePattern;
+    view.balance_pause = sim.balancePause;
+  }
   return view;
 }
 
@@ -93,8 +101,38 @@ export async function keepAnAdmin(storage: Storage, target: User, patch: { role?
 }
 
 /** Reads SIM settings from a PATCH body (also the CLI's `sim set`, its flags turned into such a body). */
+/** The balance settings of a SIM patch: code, pattern (a valid regular expression), threshold, pause. */
+function balanceSettings(body: Record<string, unknown>): SimSettings {
+  const settings: SimSettings = {};
+  const text = (key: string) => (body[key] === null || body[key] === '' ? null : optString(body[key], key)!);
+  if ('balance_ussd' in body) {
+    const code = text('balance_ussd');
+    if (code !== null && !/^[0-9*#+]{1,160}$/.test(code)) throw bad('balance_ussd must be a USSD code (digits, * and #, e.g. *100#) or null', 'balance_ussd');
+    settings.balanceUssd = code;
+  }
+  if ('balance_pattern' in body) {
+    const pattern = text('balance_pattern');
+    if (pattern !== null) {
+      if (pattern.length > 500) throw bad('balance_pattern has at most 500 characters', 'balance_pattern');
+      try {
+        new RegExp(pattern, 'iu');
+      } catch (error) {
+        throw bad(`balance_pattern is not a valid regular expression: ${(error as Error).message}`, 'balance_pattern');
+      }
+    }
+    settings.balancePattern = pattern;
+  }
+  if ('balance_low' in body) {
+    const low = typeof body.balance_low === 'number' ? String(body.balance_low) : text('balance_low');
+    if (low !== null && !/^-?\d{1,12}([.,]\d{1,2})?$/.test(low)) throw bad('balance_low must be an amount such as 50 or 12.50, or null', 'balance_low');
+    settings.balanceLow = low === null ? null : low.replace(',', '.');
+  }
+  if ('balance_pause' in body) settings.balancePause = optBool(body.balance_pause, 'balance_pause');
+  return settings;
+}
+
 export async function simPatch(storage: Storage, body: Record<string, unknown>): Promise<{ settings: SimSettings; owners?: number[] }> {
-  const known = ['label', 'monthly_quota', 'billing_day', 'pacing_ms', 'quiet_start', 'quiet_end', 'enabled', 'owners'];
+  const known = ['label', 'monthly_quota', 'billing_day', 'pacing_ms', 'quiet_start', 'quiet_end', 'enabled', 'owners', 'balance_ussd', 'balance_pattern', 'balance_low', 'balance_pause'];
   for (const key of Object.keys(body)) if (!known.includes(key)) throw bad(`unknown field "${key.slice(0, 40)}" (known: ${known.join(', ')})`, key.slice(0, 40));
   const settings: SimSettings = {};
   if ('label' in body) {
@@ -111,7 +149,12 @@ export async function simPatch(storage: Storage, body: Record<string, unknown>):
     if (value !== null && parseClock(value) === null) throw bad(`${key} must be a time "HH:MM" (24 h) or null`, key);
     settings[key === 'quiet_start' ? 'quietStart' : 'quietEnd'] = value;
   }
-  if ('enabled' in body) settings.enabled = optBool(body.enabled, 'enabled');
+  if ('enabled' in body) {
+    settings.enabled = optBool(body.enabled, 'enabled');
+    // Enabled or paused by hand: no longer the gateway's doing.
+    settings.pausedReason = null;
+  }
+  Object.assign(settings, balanceSettings(body));
   let owners: number[] | undefined;
   if ('owners' in body) {
     if (!Array.isArray(body.owners)) throw bad('owners must be an array of user ids or names', 'owners');
@@ -373,6 +416,7 @@ export function apiRouter(services: Services): Router {
     res.json({ id, revoked: true });
   });
 
+  inboxRoutes(router, services);
   return router;
 }
 

@@ -6,6 +6,7 @@
  * The documentation of each key lives here, once: `smsgate config example` prints the commented file from it.
  */
 import { readFileSync } from 'node:fs';
+import cron from 'node-cron';
 import { parse as parseToml, TomlError } from 'smol-toml';
 import { ErrorCodes, SmsgateError } from '../modem/errors.js';
 
@@ -317,6 +318,7 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
       if (v !== undefined) values[section]![key] = checkValue(spec, v, section ? `${section}.${key}` : key, `environment ${name}`, true);
     }
   }
+  checkValues(values);
   const top = values['']!;
   const shape = (section: string) => Object.fromEntries(Object.entries(values[section]!).map(([k, v]) => [camel(k), v]));
   return {
@@ -336,6 +338,42 @@ export function loadConfig(options: { file?: string; env?: NodeJS.ProcessEnv } =
     log: shape('log') as Config['log'],
     simulate: shape('simulate') as Config['simulate'],
   };
+}
+
+/** Checks that go beyond one value's type: URLs, the cron schedule, the rules' patterns. */
+function checkValues(values: Record<string, Record<string, Value>>): void {
+  for (const [section, key] of [
+    ['inbound', 'webhooks'],
+    ['alerts', 'webhooks'],
+  ] as const) {
+    for (const url of values[section]![key] as string[]) {
+      let ok = false;
+      try {
+        ok = ['http:', 'https:'].includes(new URL(url).protocol);
+      } catch {
+        ok = false;
+      }
+      if (!ok) fail(`${section}.${key}: "${url}" is not an http(s) URL`, `${section}.${key}`);
+    }
+  }
+  const schedule = values.balance!.schedule as string;
+  if (schedule && !cron.validate(schedule)) fail(`balance.schedule: "${schedule}" is not a cron expression (e.g. "17 */6 * * *")`, 'balance.schedule');
+  (values.inbound!.forward as Record<string, string>[]).forEach((rule, i) => {
+    if (rule.from === undefined) return;
+    try {
+      new RegExp(rule.from);
+    } catch (error) {
+      fail(`inbound.forward[${i}].from is not a regular expression: ${(error as Error).message}`, `inbound.forward[${i}].from`);
+    }
+  });
+  const pattern = values.balance!.pattern as string;
+  if (pattern) {
+    try {
+      new RegExp(pattern, 'iu');
+    } catch (error) {
+      fail(`balance.pattern is not a regular expression: ${(error as Error).message}`, 'balance.pattern');
+    }
+  }
 }
 
 /** The defaults, as a config object (tests, the bare server). */

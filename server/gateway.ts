@@ -7,6 +7,8 @@ import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { probe } from '../modem/probe.js';
 import { Simulator } from '../modem/simulator/simulator.js';
+import cron, { type ScheduledTask } from 'node-cron';
+import { BalanceChecker } from '../scheduler/balance.js';
 import { Dispatcher } from '../scheduler/dispatcher.js';
 import { attachModems, attachRemoteChannels, type FoundModem } from '../scheduler/pool.js';
 import { defaultDbUrl, openStorage } from '../sql/index.js';
@@ -15,7 +17,7 @@ import { Authenticator } from './auth.js';
 import { CallbackWorker } from './callbacks.js';
 import { type Config, parseListen } from './config.js';
 import { DeliveryWorker } from './deliveries.js';
-import { type InboundSetup, inboundSetup } from './inbox.js';
+import { type InboundSetup, alertSender, inboundSetup } from './inbox.js';
 import type { Services } from './http.js';
 import type { LogFn } from './log.js';
 import { createMetrics } from './metrics.js';
@@ -43,6 +45,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const metrics = createMetrics(storage, () => dispatcher.channels.map((c) => ({ channelId: c.channelId, healthy: c.healthy, busy: c.busy })));
   // The inbound plan needs the SIMs, which are known once the modems are attached (before the dispatcher starts).
   let inbound: InboundSetup | null = null;
+  let balanceTask: ScheduledTask | null = null;
   let deliveries: DeliveryWorker | null = null;
   dispatcher = new Dispatcher({
     storage,
@@ -102,15 +105,21 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       forward: (delivery, message, text) => setup.forward(delivery, message, text),
       log,
     });
+    const alerts = alertSender(config, storage, log, () => deliveries?.wake());
+    const balance = new BalanceChecker({ storage, dispatcher, defaults: config.balance, alert: alerts, log });
     await dispatcher.start();
     callbacks.start();
     deliveries.start();
+    if (config.balance.schedule) {
+      balanceTask = cron.schedule(config.balance.schedule, () => void balance.checkAll().catch((e: Error) => log(`balance checks failed: ${e.message}`)), { noOverlap: true, name: 'balance' });
+    }
     const services: Services = {
       storage,
       config,
       dispatcher,
       callbacks,
       deliveries,
+      balance,
       metrics,
       auth: new Authenticator(storage, config.auth),
     };
@@ -136,6 +145,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       },
       stop: async () => {
         await running.close();
+        await balanceTask?.stop();
         await callbacks!.stop();
         await deliveries!.stop();
         await dispatcher.stop();
@@ -144,6 +154,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       },
     };
   } catch (error) {
+    await balanceTask?.stop();
     await callbacks?.stop().catch(() => undefined);
     await deliveries?.stop().catch(() => undefined);
     await dispatcher.stop().catch(() => undefined);

@@ -6,6 +6,7 @@
 import { parse as parseCookie, serialize as serializeCookie } from 'cookie';
 import express, { type Request, type RequestHandler, type Response } from 'express';
 import { ErrorCodes, SmsgateError } from '../modem/errors.js';
+import type { BalanceChecker } from '../scheduler/balance.js';
 import type { Dispatcher } from '../scheduler/dispatcher.js';
 import type { Storage, User } from '../sql/storage.js';
 import { AuthError, type Authenticator, type Principal } from './auth.js';
@@ -23,6 +24,7 @@ export interface Services {
   dispatcher?: Dispatcher;
   callbacks?: CallbackWorker;
   deliveries?: DeliveryWorker;
+  balance?: BalanceChecker;
   metrics?: Metrics;
 }
 
@@ -159,6 +161,22 @@ export function objectBody(req: Request): Record<string, unknown> {
   return body as Record<string, unknown>;
 }
 
+/** HTTP statuses of the error codes that are not the request's fault (400 for the rest). */
+const STATUS_OF: Partial<Record<string, number>> = {
+  [ErrorCodes.NotFound]: 404,
+  [ErrorCodes.Conflict]: 409,
+  [ErrorCodes.NoChannel]: 503,
+  [ErrorCodes.AtTimeout]: 504,
+  [ErrorCodes.AtError]: 502,
+  [ErrorCodes.AtCme]: 502,
+  [ErrorCodes.AtCms]: 502,
+  [ErrorCodes.AtBadAnswer]: 502,
+  [ErrorCodes.PortClosed]: 502,
+  [ErrorCodes.PortOpen]: 502,
+  [ErrorCodes.PortLocked]: 502,
+  [ErrorCodes.SimLocked]: 502,
+};
+
 /** Status and JSON body for an error; `undefined` for one that is not the client's fault (a 500). */
 export function errorAnswer(error: unknown): { status: number; body: Record<string, unknown>; headers?: Record<string, string> } | undefined {
   if (error instanceof AuthError) {
@@ -170,8 +188,10 @@ export function errorAnswer(error: unknown): { status: number; body: Record<stri
     };
   }
   if (error instanceof SmsgateError) {
-    const status = error.code === ErrorCodes.NotFound ? 404 : error.code === ErrorCodes.Conflict ? 409 : 400;
+    const status = STATUS_OF[error.code] ?? 400;
     const body: Record<string, unknown> = { error: error.code, field: error.field ?? null, description: error.message };
+    // A modem's own error code, with its meaning in the description (the console's USSD, a balance check).
+    if (error.modemCode !== undefined) body.modem_code = error.modemCode;
     if (error instanceof RecipientsError) body.invalid = error.invalid;
     return { status, body };
   }

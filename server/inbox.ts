@@ -73,3 +73,28 @@ export async function inboundSetup(config: Config, storage: Storage, log: LogFn)
   };
   return { plan, forward, rules };
 }
+
+/**
+ * The alert sender: each alert goes to every alerts webhook (through the deliveries outbox: signed, retried,
+ * persistent) and by SMS to every admin number (queued as the first admin).
+ */
+export function alertSender(config: Config, storage: Storage, log: LogFn, wake: () => void): (event: string, detail: Record<string, unknown>, text: string) => Promise<void> {
+  return async (event, detail, text) => {
+    const now = Date.now();
+    const payload = JSON.stringify({ event, ...detail, time: new Date(now).toISOString() });
+    await storage.inbox.addDeliveries(
+      config.alerts.webhooks.map((url) => ({ kind: 'alert' as const, target: url, payload })),
+      now,
+    );
+    if (config.alerts.smsTo.length > 0) {
+      const admin = (await storage.listUsers()).find((u) => u.role === 'admin' && !u.disabled);
+      if (!admin) log(`alert ${event} not sent by SMS: there is no admin to send it as`);
+      else {
+        const prepared = await prepareSend({ to: config.alerts.smsTo, text, priority: 50 }, admin, 'alert', config.send, storage);
+        await storage.enqueue(prepared.items, now);
+      }
+    }
+    log(`alert ${event}: ${text}`, { event });
+    wake();
+  };
+}

@@ -65,11 +65,52 @@ export interface Sim {
   enabled: boolean;
   balance: string | null;
   balanceAt: number | null;
+  /** The balance USSD code (null: the config's default), the answer's pattern, the low threshold. */
+  balanceUssd: string | null;
+  balancePattern: string | null;
+  balanceLow: string | null;
+  /** Pause the SIM (enabled false) when its balance is low. */
+  balancePause: boolean;
+  /** The low-balance alert went out and the balance has not recovered since. */
+  balanceAlerted: boolean;
+  /** Why the gateway paused the SIM by itself (null: not paused by the gateway). */
+  pausedReason: string | null;
   lastSentAt: number | null;
   createdAt: number;
 }
 
-export type SimSettings = Partial<Pick<Sim, 'label' | 'monthlyQuota' | 'billingDay' | 'pacingMs' | 'quietStart' | 'quietEnd' | 'enabled' | 'balance' | 'balanceAt'>>;
+export type SimSettings = Partial<
+  Pick<
+    Sim,
+    | 'label'
+    | 'monthlyQuota'
+    | 'billingDay'
+    | 'pacingMs'
+    | 'quietStart'
+    | 'quietEnd'
+    | 'enabled'
+    | 'balance'
+    | 'balanceAt'
+    | 'balanceUssd'
+    | 'balancePattern'
+    | 'balanceLow'
+    | 'balancePause'
+    | 'balanceAlerted'
+    | 'pausedReason'
+  >
+>;
+
+/** One balance check of a SIM: the amount read from the answer, or why there is none. */
+export interface BalanceRecord {
+  id: number;
+  simId: number;
+  at: number;
+  /** Decimal, "." as the separator ("123.45", "-5.20"); null when the check failed or the answer had no amount. */
+  amount: string | null;
+  currency: string | null;
+  answer: string | null;
+  error: string | null;
+}
 
 export interface Channel {
   id: number;
@@ -261,6 +302,12 @@ function toSim(r: Row): Sim {
     enabled: num(r.enabled) === 1,
     balance: strOrNull(r.balance),
     balanceAt: numOrNull(r.balance_at),
+    balanceUssd: strOrNull(r.balance_ussd),
+    balancePattern: strOrNull(r.balance_pattern),
+    balanceLow: strOrNull(r.balance_low),
+    balancePause: num(r.balance_pause) === 1,
+    balanceAlerted: num(r.balance_alerted) === 1,
+    pausedReason: strOrNull(r.paused_reason),
     lastSentAt: numOrNull(r.last_sent_at),
     createdAt: num(r.created_at),
   };
@@ -371,6 +418,12 @@ const SIM_COLUMNS: Record<keyof SimSettings, string> = {
   enabled: 'enabled',
   balance: 'balance',
   balanceAt: 'balance_at',
+  balanceUssd: 'balance_ussd',
+  balancePattern: 'balance_pattern',
+  balanceLow: 'balance_low',
+  balancePause: 'balance_pause',
+  balanceAlerted: 'balance_alerted',
+  pausedReason: 'paused_reason',
 };
 
 export class Storage {
@@ -1052,6 +1105,34 @@ export class Storage {
       }
       return null;
     });
+  }
+
+  // ---- SIM balances
+
+  async addBalance(record: Omit<BalanceRecord, 'id'>): Promise<BalanceRecord> {
+    const r = await this.db.run('INSERT INTO balances (sim_id, at, amount, currency, answer, error) VALUES (?, ?, ?, ?, ?, ?)', [
+      record.simId,
+      record.at,
+      record.amount,
+      record.currency,
+      record.answer,
+      record.error,
+    ]);
+    return { id: r.insertId, ...record };
+  }
+
+  /** A SIM's balance checks, newest first. */
+  async listBalances(simId: number, limit = 50): Promise<BalanceRecord[]> {
+    const rows = await this.db.all<Row>(`SELECT * FROM balances WHERE sim_id = ? ORDER BY at DESC, id DESC LIMIT ${Math.max(1, Math.min(1000, Math.floor(limit)))}`, [simId]);
+    return rows.map((r) => ({
+      id: num(r.id),
+      simId: num(r.sim_id),
+      at: num(r.at),
+      amount: strOrNull(r.amount),
+      currency: strOrNull(r.currency),
+      answer: strOrNull(r.answer),
+      error: strOrNull(r.error),
+    }));
   }
 
   // ---- the callback outbox
