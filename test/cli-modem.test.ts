@@ -1,12 +1,12 @@
 /** The modem verbs of `smsgate` as a user runs them: simulate, identify, probe, sendsms. */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseSendsms } from '../server/cli-modem.js';
 import { BIN, runCli } from './helpers/cli.js';
+import { simControl } from './helpers/sim.js';
 
 interface SimInfo {
   dir: string;
@@ -46,16 +46,7 @@ afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
 });
 
-function control(request: object): Promise<{ ok: boolean }> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(info.control, () => socket.write(`${JSON.stringify(request)}\n`));
-    socket.on('data', (d) => {
-      resolve(JSON.parse(d.toString()) as { ok: boolean });
-      socket.end();
-    });
-    socket.on('error', reject);
-  });
-}
+const control = (request: object) => simControl(info.control, request);
 
 /** runCli blocks this process; the simulator is a separate process, so that is fine here. */
 const cli = (...args: string[]) => runCli([...args, '--lock-dir', lockDir]);

@@ -4,6 +4,7 @@
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { Simulator, type SimulatorOptions } from '../../modem/simulator/simulator.js';
 
@@ -43,4 +44,19 @@ export async function waitFor(check: () => boolean, ms = 5_000): Promise<void> {
     if (Date.now() > until) throw new Error('condition not met in time');
     await new Promise((r) => setTimeout(r, 10));
   }
+}
+
+/** One request to a running simulator's control socket (DIR/control.sock); resolves to its JSON answer. */
+export function simControl(socketPath: string, request: object): Promise<{ ok: boolean; [key: string]: unknown }> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(socketPath, () => socket.write(`${JSON.stringify(request)}\n`));
+    let buffer = '';
+    socket.on('data', (d) => {
+      buffer += d.toString();
+      if (!buffer.includes('\n')) return;
+      resolve(JSON.parse(buffer.slice(0, buffer.indexOf('\n'))) as { ok: boolean });
+      socket.end();
+    });
+    socket.on('error', reject);
+  });
 }
