@@ -297,8 +297,8 @@ export async function prepareSend(
     const sims = user.role === 'admin' ? await storage.listSims() : await storage.simsOfUser(user.id);
     wantSimId = findSim(sims, simField, f('sim')).id;
   }
-  // Each recipient's text and its measure; a number repeated with the same text is sent once.
-  const counts = new Map<string, SegmentCount>();
+  // Each recipient's text and its measure (once per distinct text); a number repeated with the same text is sent once.
+  const measured = new Map<string, { id: number; count: SegmentCount }>();
   const rows: { recipient: string; text: string; count: SegmentCount }[] = [];
   const seen = new Set<string>();
   for (const r of recipients) {
@@ -309,15 +309,16 @@ export async function prepareSend(
       const field = (name: string) => (own ? `${f('to')}[${r.index}].vars.${name}` : `${f('vars')}.${name}`);
       rowText = renderTemplate(parsed, vars, { field });
     } else rowText = text!;
-    const key = JSON.stringify([r.number, rowText]);
+    let known = measured.get(rowText);
+    if (!known) {
+      const count = parsed ? measureText(rowText, f('template'), config, `the text for ${r.number}`) : measureText(rowText, f('text'), config);
+      known = { id: measured.size, count };
+      measured.set(rowText, known);
+    }
+    const key = `${r.number} ${known.id}`;
     if (seen.has(key)) continue;
     seen.add(key);
-    let count = counts.get(rowText);
-    if (!count) {
-      count = parsed ? measureText(rowText, f('template'), config, `the text for ${r.number}`) : measureText(rowText, f('text'), config);
-      counts.set(rowText, count);
-    }
-    rows.push({ recipient: r.number, text: rowText, count });
+    rows.push({ recipient: r.number, text: rowText, count: known.count });
   }
   const first = rows[0]!;
   // One text for all (always so for a plain text): the request is hashed as it always was.
