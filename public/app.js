@@ -1,6 +1,7 @@
-// smsgate's web pages: log in, send (with a live counter from the gateway's own codec), history, SIMs and modems,
-// and for admins users, tokens and SIM settings. Plain ES modules, no bundler. Every piece of text that comes from
-// the server is put into the page with textContent, never as HTML.
+// smsgate's web pages: log in, send (with a live counter from the gateway's own codec, or a template with one input
+// per variable and a live preview the gateway renders), history, SIMs and modems, and for admins users, tokens and
+// SIM settings. Plain ES modules, no bundler. Every piece of text that comes from the server is put into the page
+// with textContent, never as HTML.
 import { countSegments } from '/codec/pdu/index.js';
 
 const $ = (selector) => document.querySelector(selector);
@@ -10,6 +11,10 @@ const sentIds = [];
 let pollTimer = null;
 let historyBefore = null;
 let simsCache = [];
+let templatesCache = [];
+let previewTimer = null;
+/** Only the newest preview's answer is shown (answers may come back out of order). */
+let previewSeq = 0;
 
 const FINAL = ['sent', 'delivered', 'undelivered', 'failed', 'cancelled', 'unknown'];
 
@@ -102,7 +107,7 @@ async function route() {
   }
   flash('');
   try {
-    if (page === 'send') await loadSimChoices();
+    if (page === 'send') await Promise.all([loadSimChoices(), loadTemplates()]);
     if (page === 'history') await loadHistory(true);
     if (page === 'sims') await loadSims();
     if (page === 'admin') await loadAdmin();
@@ -165,16 +170,106 @@ async function loadSimChoices() {
   select.value = chosen;
 }
 
+// ---- templates: the picker, one input per variable, the preview, and saving the text as a template
+
+const encodingName = (encoding) => (encoding === 'gsm7' ? 'GSM-7' : 'UCS-2');
+
+function templateLabel(t) {
+  if (t.shared) return `${t.name} (shared)`;
+  if (me && t.user_id !== me.id) return `${t.name} (user ${t.user_id})`;
+  return t.name;
+}
+
+async function loadTemplates(selectId) {
+  const { templates } = await api('GET', '/templates');
+  templatesCache = templates;
+  const select = $('#send-template');
+  const chosen = selectId === undefined ? select.value : String(selectId);
+  select.replaceChildren(el('option', { value: '' }, 'none: type the text below'), ...templates.map((t) => el('option', { value: t.id }, templateLabel(t))));
+  select.value = templates.some((t) => String(t.id) === chosen) ? chosen : '';
+  $('#template-shared-label').hidden = me?.role !== 'admin';
+  templateChosen();
+}
+
+function chosenTemplate() {
+  return templatesCache.find((t) => String(t.id) === $('#send-template').value) ?? null;
+}
+
+/** The variables typed in; an empty input is left out (the preview then names it as missing). */
+function templateVars() {
+  const vars = {};
+  for (const input of document.querySelectorAll('#template-var-inputs input')) if (input.value !== '') vars[input.dataset.var] = input.value;
+  return vars;
+}
+
+function templateChosen() {
+  const t = chosenTemplate();
+  $('#text-box').hidden = t !== null;
+  $('#send-text').required = t === null;
+  $('#template-box').hidden = t === null;
+  $('#template-form').hidden = t !== null;
+  if (!t) return;
+  const typed = templateVars();
+  const inputs = t.variables.map((name) =>
+    el('label', {}, name, el('input', { 'data-var': name, value: typed[name] ?? '', autocomplete: 'off', oninput: () => schedulePreview(250) })),
+  );
+  $('#template-var-inputs').replaceChildren(...(inputs.length ? inputs : [el('p', { className: 'muted' }, 'This template uses no variables.')]));
+  schedulePreview(0);
+}
+$('#send-template').addEventListener('change', templateChosen);
+
+function schedulePreview(delay) {
+  clearTimeout(previewTimer);
+  previewTimer = setTimeout(updatePreview, delay);
+}
+
+async function updatePreview() {
+  const t = chosenTemplate();
+  if (!t) return;
+  const seq = ++previewSeq;
+  try {
+    const p = await api('POST', '/templates/preview', { template: t.id, vars: templateVars() });
+    if (seq !== previewSeq) return;
+    showError('#preview-error', null);
+    $('#preview-text').textContent = p.text;
+    const unit = p.encoding === 'gsm7' ? 'characters' : 'UCS-2 units';
+    $('#preview-count').textContent = `${p.characters} characters · ${encodingName(p.encoding)}, ${p.parts} part${p.parts === 1 ? '' : 's'} · ${p.remaining} ${unit} left in this part`;
+  } catch (error) {
+    if (seq !== previewSeq) return;
+    $('#preview-text').textContent = '';
+    $('#preview-count').textContent = '';
+    showError('#preview-error', error);
+  }
+}
+
+$('#template-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  try {
+    const shared = me?.role === 'admin' && $('#template-shared').checked;
+    const created = await api('POST', '/templates', { name: $('#template-name').value, body: $('#send-text').value, shared });
+    showError('#template-error', null);
+    event.target.reset();
+    flash(`Template "${created.name}" saved.`);
+    await loadTemplates(created.id);
+  } catch (error) {
+    showError('#template-error', error);
+  }
+});
+
 $('#send-form').addEventListener('submit', async (event) => {
   event.preventDefault();
   const button = $('#send-button');
   button.disabled = true;
+  const template = chosenTemplate();
   const body = {
     to: $('#send-to').value,
-    text: $('#send-text').value,
     flash: $('#send-flash').checked,
     attempts: Number($('#send-attempts').value) || undefined,
   };
+  if (template) {
+    body.template = template.id;
+    body.vars = templateVars();
+  } else body.text = $('#send-text').value;
   if ($('#send-replace').value) body.replace_id = Number($('#send-replace').value);
   if ($('#send-sim').value) body.sim = $('#send-sim').value;
   try {
@@ -182,8 +277,10 @@ $('#send-form').addEventListener('submit', async (event) => {
     showError('#send-error', null);
     for (const m of messages) sentIds.unshift(m.id);
     renderSent(messages);
-    $('#send-text').value = '';
-    updateCounter();
+    if (!template) {
+      $('#send-text').value = '';
+      updateCounter();
+    }
     pollSent();
   } catch (error) {
     showError('#send-error', error);

@@ -1,17 +1,53 @@
 /**
- * The JSON API under /api/v1 (described in /api/v1/openapi.json): messages (send, look up, list, cancel), SIMs and
- * channels, and for admins SIM settings, users and tokens; plus the web pages' session (login and logout).
+ * The JSON API under /api/v1 (described in /api/v1/openapi.json): messages (send, look up, list, cancel), message
+ * templates (keep, preview, send with), SIMs and channels, and for admins SIM settings, users and tokens; plus the
+ * web pages' session (login and logout).
  * Routes stay thin: read and check the parameters, call storage or the dispatcher, answer with the shared views.
+ *
+ * Templates: a user keeps their own; shared ones (owner 0) are made, changed and deleted by admins and used by
+ * everyone; admins see and manage every template. To a user, another user's template reads as one that does not
+ * exist (404), and a shared one can be read but not changed (403). A body is checked by the template parser when it
+ * is saved, so a stored template always renders (or names the variable it lacks).
  */
 import { Router } from 'express';
 import { ErrorCodes, SmsgateError } from '../modem/errors.js';
 import { billingPeriod, parseClock } from '../scheduler/rules.js';
-import { MESSAGE_STATES, type Message, type MessageState, type Role, type Sim, type SimSettings, type Storage, type User } from '../sql/storage.js';
-import { hashPassword, newToken, passwordProblem, tokenHash } from './auth.js';
+import {
+  MESSAGE_STATES,
+  type Message,
+  type MessageState,
+  type Role,
+  SHARED_TEMPLATE_OWNER,
+  type Sim,
+  type SimSettings,
+  type Storage,
+  type Template,
+  type User,
+} from '../sql/storage.js';
+import { AuthError, hashPassword, newToken, passwordProblem, tokenHash } from './auth.js';
+import type { Config } from './config.js';
 import { type Services, clientAddress, objectBody, pathId, requireAdmin, requireUser, sessionToken, setSessionCookie } from './http.js';
 import { inboxRoutes } from './api-inbox.js';
 import { openApiDocument } from './openapi.js';
-import { bad, findSim, iso, messageView, optBool, optInt, optString, optTime, prepareSend, reqString, simMap } from './requests.js';
+import {
+  bad,
+  findSim,
+  iso,
+  mayUseTemplate,
+  measureText,
+  messageView,
+  optBool,
+  optInt,
+  optString,
+  optTime,
+  parseStoredTemplate,
+  prepareSend,
+  reqString,
+  resolveTemplate,
+  simMap,
+  textProblem,
+} from './requests.js';
+import { type ParsedTemplate, parseTemplate, readVars, renderTemplate, templateVariables } from './templates.js';
 
 
 /** Stores a prepared request and wakes the dispatcher; the answer every send endpoint builds on. */
@@ -20,11 +56,61 @@ export async function enqueueRequest(
   user: User,
   request: Parameters<typeof prepareSend>[0],
   source: string,
-): Promise<{ messages: Message[]; duplicate: boolean; warnings: string[] }> {
+): Promise<{ messages: Message[]; duplicate: boolean; warnings: string[]; template: Template | null }> {
   const prepared = await prepareSend(request, user, source, services.config.send, services.storage);
   const result = await services.storage.enqueue(prepared.items, Date.now(), { requestHash: prepared.requestHash });
   if (!result.duplicate) services.dispatcher?.wake();
-  return { ...result, warnings: prepared.warnings };
+  return { ...result, warnings: prepared.warnings, template: prepared.template };
+}
+
+/** A template name: 1 to 64 printable characters on one line, no spaces at either end, not all digits (an id). */
+export const TEMPLATE_NAME_MAX = 64;
+
+export function checkTemplateName(name: string): void {
+  const length = [...name].length;
+  if (length === 0 || length > TEMPLATE_NAME_MAX) throw bad(`a template name has 1 to ${TEMPLATE_NAME_MAX} characters`, 'name');
+  if (name.trim() !== name || /[\t\r\n]/.test(name) || textProblem(name)) throw bad('a template name is one line of printable characters, without spaces at either end', 'name');
+  if (/^\d+$/.test(name)) throw bad('a template name cannot be all digits (a number names a template by its id)', 'name');
+}
+
+/** The longest template body: twice the longest text (markup and conditional branches take room). */
+export function templateBodyMax(config: Config['send']): number {
+  return config.maxTextLength * 2;
+}
+
+/** Checks a body to be saved or previewed (length, printable, the template syntax) and parses it; errors name `body`. */
+export function checkTemplateBody(value: unknown, config: Config['send']): ParsedTemplate {
+  const body = reqString(value, 'body', 'the template body');
+  const length = [...body].length;
+  const max = templateBodyMax(config);
+  if (length > max) throw bad(`the template body is too long: ${length} characters (at most ${max})`, 'body');
+  const problem = textProblem(body);
+  if (problem) throw bad(`the template body ${problem}`, 'body');
+  return parseTemplate(body);
+}
+
+function templateView(t: Template): Record<string, unknown> {
+  let variables: string[] = [];
+  try {
+    variables = templateVariables(parseTemplate(t.body));
+  } catch {
+    // Bodies are checked when saved; one written otherwise shows no variables (and says why when used).
+  }
+  const shared = t.userId === SHARED_TEMPLATE_OWNER;
+  return { id: t.id, name: t.name, body: t.body, shared, user_id: shared ? null : t.userId, variables, created_at: iso(t.createdAt), updated_at: iso(t.updatedAt) };
+}
+
+/** A template the caller may change: their own, or any for an admin; a shared one a user sees is 403, another's 404. */
+async function ownTemplate(storage: Storage, user: User, idText: unknown): Promise<Template> {
+  const id = pathId(idText, 'template');
+  const t = await storage.getTemplate(id);
+  if (!t || !mayUseTemplate(user, t)) throw new SmsgateError(ErrorCodes.NotFound, `no template ${id}`, 'id');
+  if (user.role !== 'admin' && t.userId !== user.id) throw new AuthError(403, 'only admins change shared templates');
+  return t;
+}
+
+function refuseUnknown(body: Record<string, unknown>, known: string[]): void {
+  for (const key of Object.keys(body)) if (!known.includes(key)) throw bad(`unknown field "${key.slice(0, 40)}" (known: ${known.join(', ')})`, key.slice(0, 40));
 }
 
 function userView(u: User): Record<string, unknown> {
@@ -211,14 +297,16 @@ export function apiRouter(services: Services): Router {
   router.post('/messages', async (req, res) => {
     const { user, via } = await requireUser(req, services);
     const b = objectBody(req);
-    const known = ['to', 'text', 'flash', 'replace_id', 'report', 'attempts', 'priority', 'send_at', 'sim', 'msg_id', 'callback_url'];
-    for (const key of Object.keys(b)) if (!known.includes(key)) throw bad(`unknown field "${key.slice(0, 40)}" (known: ${known.join(', ')})`, key.slice(0, 40));
+    const known = ['to', 'text', 'template', 'vars', 'flash', 'replace_id', 'report', 'attempts', 'priority', 'send_at', 'sim', 'msg_id', 'callback_url'];
+    refuseUnknown(b, known);
     const result = await enqueueRequest(
       services,
       user,
       {
         to: b.to,
         text: b.text,
+        template: b.template,
+        vars: b.vars,
         flash: b.flash,
         replaceId: b.replace_id,
         report: b.report,
@@ -233,7 +321,9 @@ export function apiRouter(services: Services): Router {
       via === 'session' ? 'web' : 'api',
     );
     const sims = await simMap(storage);
-    res.status(result.duplicate ? 200 : 201).json({ duplicate: result.duplicate, warnings: result.warnings, messages: result.messages.map((m) => messageView(m, sims)) });
+    const answer: Record<string, unknown> = { duplicate: result.duplicate, warnings: result.warnings, messages: result.messages.map((m) => messageView(m, sims)) };
+    if (result.template) answer.template = { id: result.template.id, name: result.template.name };
+    res.status(result.duplicate ? 200 : 201).json(answer);
   });
 
   router.get('/messages/:id', async (req, res) => {
@@ -274,6 +364,92 @@ export function apiRouter(services: Services): Router {
       throw new SmsgateError(ErrorCodes.Conflict, `message ${m.id} is ${now.state}${now.state === 'queued' ? ' and about to be sent' : ''}: only a queued message can be cancelled`, 'id');
     }
     res.json(messageView((await storage.getMessage(m.id))!, await simMap(storage)));
+  });
+
+  // ---- templates
+
+  router.get('/templates', async (req, res) => {
+    const { user } = await requireUser(req, services);
+    const templates = await storage.listTemplates(user.role === 'admin' ? undefined : user.id);
+    res.json({ templates: templates.map(templateView) });
+  });
+
+  router.post('/templates', async (req, res) => {
+    const { user } = await requireUser(req, services);
+    const body = objectBody(req);
+    refuseUnknown(body, ['name', 'body', 'shared']);
+    const name = reqString(body.name, 'name', 'the name');
+    checkTemplateName(name);
+    checkTemplateBody(body.body, config.send);
+    const shared = optBool(body.shared, 'shared') ?? false;
+    if (shared && user.role !== 'admin') throw new AuthError(403, 'only admins create shared templates');
+    const created = await storage.createTemplate({ userId: shared ? SHARED_TEMPLATE_OWNER : user.id, name, body: body.body as string });
+    await storage.logEvent({ kind: 'template.created', detail: { by: user.name, id: created.id, name, shared } });
+    res.status(201).json(templateView(created));
+  });
+
+  // The text a template (stored, or a body not saved yet) gives with these vars, measured as a send measures it.
+  router.post('/templates/preview', async (req, res) => {
+    const { user } = await requireUser(req, services);
+    const b = objectBody(req);
+    refuseUnknown(b, ['template', 'body', 'vars']);
+    const given = (v: unknown) => v !== undefined && v !== null;
+    if (given(b.template) && given(b.body)) throw bad('give either template (a name or id) or body, not both', 'body');
+    let parsed: ParsedTemplate;
+    let template: Template | null = null;
+    if (given(b.template)) {
+      template = await resolveTemplate(b.template, user, storage, 'template');
+      parsed = parseStoredTemplate(template, 'template');
+    } else if (given(b.body)) parsed = checkTemplateBody(b.body, config.send);
+    else throw bad('give a template (a name or id) or a body to preview', 'template');
+    const vars = readVars(b.vars, 'vars');
+    const text = renderTemplate(parsed, vars);
+    const count = measureText(text, template ? 'template' : 'body', config.send, 'the rendered text');
+    res.json({
+      text,
+      encoding: count.encoding,
+      parts: count.parts,
+      characters: [...text].length,
+      remaining: count.remaining,
+      variables: templateVariables(parsed),
+      template: template ? { id: template.id, name: template.name } : null,
+    });
+  });
+
+  router.get('/templates/:id', async (req, res) => {
+    const { user } = await requireUser(req, services);
+    const id = pathId(req.params.id, 'template');
+    const t = await storage.getTemplate(id);
+    if (!t || !mayUseTemplate(user, t)) throw new SmsgateError(ErrorCodes.NotFound, `no template ${id}`, 'id');
+    res.json(templateView(t));
+  });
+
+  router.put('/templates/:id', async (req, res) => {
+    const { user } = await requireUser(req, services);
+    const t = await ownTemplate(storage, user, req.params.id);
+    const body = objectBody(req);
+    refuseUnknown(body, ['name', 'body']);
+    const patch: { name?: string; body?: string } = {};
+    if (body.name !== undefined) {
+      patch.name = reqString(body.name, 'name', 'the name');
+      checkTemplateName(patch.name);
+    }
+    if (body.body !== undefined) {
+      checkTemplateBody(body.body, config.send);
+      patch.body = body.body as string;
+    }
+    if (patch.name === undefined && patch.body === undefined) throw bad('give the new name or body (or both)', 'body');
+    const updated = await storage.updateTemplate(t.id, patch);
+    await storage.logEvent({ kind: 'template.updated', detail: { by: user.name, id: t.id, name: updated.name } });
+    res.json(templateView(updated));
+  });
+
+  router.delete('/templates/:id', async (req, res) => {
+    const { user } = await requireUser(req, services);
+    const t = await ownTemplate(storage, user, req.params.id);
+    await storage.deleteTemplate(t.id);
+    await storage.logEvent({ kind: 'template.deleted', detail: { by: user.name, id: t.id, name: t.name } });
+    res.json({ id: t.id, deleted: true });
   });
 
   // ---- SIMs and channels

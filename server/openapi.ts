@@ -44,14 +44,25 @@ export function openApiDocument(): Record<string, unknown> {
         },
         SendRequest: {
           type: 'object',
-          required: ['to', 'text'],
+          required: ['to'],
+          oneOf: [{ required: ['text'] }, { required: ['template'] }],
           additionalProperties: false,
           properties: {
             to: {
-              oneOf: [{ type: 'string', description: 'One number or several, comma-separated' }, { type: 'array', items: { type: 'string' } }],
-              description: 'Recipients: E.164 (+79161234567) or national (with send.default_country_code); spaces, dashes and brackets are ignored',
+              oneOf: [
+                { type: 'string', description: 'One number or several, comma-separated' },
+                { type: 'array', items: { oneOf: [{ type: 'string' }, ref('TemplateRecipient')] } },
+              ],
+              description:
+                'Recipients: E.164 (+79161234567) or national (with send.default_country_code); spaces, dashes and brackets are ignored. With a template, an item may be {to, vars}: its own variables. A number named twice is sent once per distinct text',
             },
-            text: { type: 'string', minLength: 1, description: 'GSM-7 when it fits, UCS-2 otherwise; split into concatenated parts' },
+            text: { type: 'string', minLength: 1, description: 'GSM-7 when it fits, UCS-2 otherwise; split into concatenated parts. Not with template' },
+            template: {
+              type: ['string', 'integer'],
+              description:
+                "A template to render instead of text: its id (a number, or a string of digits), or its name (the user's own first, then the shared one). Each recipient's text is rendered and measured by itself, so encoding and parts may differ per message",
+            },
+            vars: ref('TemplateVars'),
             flash: { type: 'boolean', default: false, description: 'Class 0: shown at once, not stored' },
             replace_id: { type: 'integer', minimum: 0, maximum: 7, description: 'Replace-ID (TP-PID 0x41..0x47); single-part texts only' },
             report: { type: 'boolean', description: "Ask the network for delivery reports (TP-SRR); default: yes when callback_url is set, else the user's report_default" },
@@ -59,8 +70,56 @@ export function openApiDocument(): Record<string, unknown> {
             priority: { type: 'integer', minimum: -100, maximum: 100, default: 0, description: 'Higher goes first' },
             send_at: { type: 'string', format: 'date-time', description: 'Not before this time' },
             sim: { type: ['string', 'integer'], description: "Send through this SIM (id, IMSI, number or label); it must be one of the user's" },
-            msg_id: { type: 'string', maxLength: 128, description: 'Idempotency key: the same user and msg_id returns the stored messages and sends nothing again' },
+            msg_id: {
+              type: 'string',
+              maxLength: 128,
+              description:
+                'Idempotency key: the same user and msg_id returns the stored messages and sends nothing again. A repeat must ask for the same messages (recipients, rendered texts, options), else 409',
+            },
             callback_url: { type: 'string', format: 'uri', description: 'Receives a signed POST on every state change' },
+          },
+        },
+        TemplateVars: {
+          type: 'object',
+          maxProperties: 200,
+          propertyNames: { pattern: '^[A-Za-z_][A-Za-z0-9_.-]{0,63}$' },
+          additionalProperties: { type: ['string', 'number'] },
+          description: 'Template variables: strings or finite numbers (numbers are written as JavaScript writes them). A missing variable is a 400 naming vars.<name>',
+        },
+        TemplateRecipient: {
+          type: 'object',
+          required: ['to'],
+          additionalProperties: false,
+          properties: {
+            to: { type: ['string', 'integer'], description: 'One number' },
+            vars: { ...ref('TemplateVars'), description: "This recipient's variables; they win over the request's vars. Errors name to[i].vars.<name>" },
+          },
+        },
+        Template: {
+          type: 'object',
+          properties: {
+            id: { type: 'integer' },
+            name: { type: 'string' },
+            body: { type: 'string' },
+            shared: { type: 'boolean', description: 'Usable by everyone; made and changed by admins' },
+            user_id: { type: ['integer', 'null'], description: 'The owner (null for a shared template)' },
+            variables: { type: 'array', items: { type: 'string' }, description: 'The variables the body uses, in order of first use' },
+            created_at: { type: 'string', format: 'date-time' },
+            updated_at: { type: 'string', format: 'date-time' },
+          },
+        },
+        TemplateWrite: {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            name: { type: 'string', minLength: 1, maxLength: 64, description: 'One line, no spaces at either end, not all digits; unique per owner (409)' },
+            body: {
+              type: 'string',
+              minLength: 1,
+              description:
+                'At most 2 × send.max_text_length characters. %(name)s is a variable, %% a literal %, %(if name)s…%(else)s…%(endif)s a conditional (nests; else optional); any other % is text. Checked when saved: 400 naming body',
+            },
+            shared: { type: 'boolean', default: false, description: 'POST only; admins only (403 otherwise)' },
           },
         },
         Message: {
@@ -162,7 +221,18 @@ export function openApiDocument(): Record<string, unknown> {
           summary: 'Queue a message to one or more recipients',
           requestBody: { required: true, content: json(ref('SendRequest')) },
           responses: {
-            201: { description: 'Stored, one message per recipient', content: json({ type: 'object', properties: { duplicate: { const: false }, messages: { type: 'array', items: ref('Message') } } }) },
+            201: {
+              description: 'Stored, one message per recipient (each with its own text, encoding and parts); `template` when one was used',
+              content: json({
+                type: 'object',
+                properties: {
+                  duplicate: { const: false },
+                  warnings: { type: 'array', items: { type: 'string' } },
+                  messages: { type: 'array', items: ref('Message') },
+                  template: { type: 'object', properties: { id: { type: 'integer' }, name: { type: 'string' } } },
+                },
+              }),
+            },
             200: { description: 'A repeated msg_id: the messages stored the first time', content: json({ type: 'object', properties: { duplicate: { const: true }, messages: { type: 'array', items: ref('Message') } } }) },
             ...ERRORS,
           },
@@ -190,6 +260,62 @@ export function openApiDocument(): Record<string, unknown> {
           summary: 'Cancel a queued message',
           parameters: [idParam('message')],
           responses: { 200: { description: 'Cancelled', content: json(ref('Message')) }, 409: error('Not queued any more'), ...ERRORS },
+        },
+      },
+      '/api/v1/templates': {
+        get: {
+          summary: "Templates: the caller's own and the shared ones (admins: all), by name",
+          responses: { 200: { description: 'Templates', content: json({ type: 'object', properties: { templates: { type: 'array', items: ref('Template') } } }) }, ...ERRORS },
+        },
+        post: {
+          summary: 'Save a template (shared: admins only)',
+          requestBody: { required: true, content: json({ ...ref('TemplateWrite'), required: ['name', 'body'] }) },
+          responses: { 201: { description: 'Saved', content: json(ref('Template')) }, 409: error('The owner has a template of this name'), ...ERRORS },
+        },
+      },
+      '/api/v1/templates/{id}': {
+        get: { summary: 'One template (own, shared, or any for admins)', parameters: [idParam('template')], responses: { 200: { description: 'The template', content: json(ref('Template')) }, ...ERRORS } },
+        put: {
+          summary: 'Change a template: name, body or both (owner or admin; a shared one: admins only, 403 otherwise)',
+          parameters: [idParam('template')],
+          requestBody: { required: true, content: json(ref('TemplateWrite')) },
+          responses: { 200: { description: 'The template', content: json(ref('Template')) }, 409: error('The owner has a template of this name'), ...ERRORS },
+        },
+        delete: { summary: 'Delete a template (owner or admin; a shared one: admins only)', parameters: [idParam('template')], responses: { 200: { description: '{id, deleted: true}' }, ...ERRORS } },
+      },
+      '/api/v1/templates/preview': {
+        post: {
+          summary: 'The text a template gives with these variables, measured as a send measures it',
+          requestBody: {
+            required: true,
+            content: json({
+              type: 'object',
+              additionalProperties: false,
+              properties: {
+                template: { type: ['string', 'integer'], description: 'A stored template: name or id (not with body)' },
+                body: { type: 'string', description: 'A body not saved (not with template)' },
+                vars: ref('TemplateVars'),
+              },
+            }),
+          },
+          responses: {
+            200: {
+              description: 'The rendered text',
+              content: json({
+                type: 'object',
+                properties: {
+                  text: { type: 'string' },
+                  encoding: { enum: ['gsm7', 'ucs2'] },
+                  parts: { type: 'integer' },
+                  characters: { type: 'integer' },
+                  remaining: { type: 'integer', description: 'Units left in the last part' },
+                  variables: { type: 'array', items: { type: 'string' } },
+                  template: { type: ['object', 'null'], properties: { id: { type: 'integer' }, name: { type: 'string' } } },
+                },
+              }),
+            },
+            ...ERRORS,
+          },
         },
       },
       '/api/v1/sims': { get: { summary: "The caller's SIMs (all for admins), with quota used and left", responses: { 200: { description: 'SIMs', content: json({ type: 'object', properties: { sims: { type: 'array', items: ref('Sim') } } }) }, ...ERRORS } } },

@@ -10,10 +10,11 @@
 import { createHash } from 'node:crypto';
 import { ErrorCodes, SmsgateError } from '../modem/errors.js';
 import { normaliseNumber } from '../modem/number.js';
-import { countSegments } from '../modem/pdu/index.js';
+import { type SegmentCount, countSegments } from '../modem/pdu/index.js';
 import type { InboxMessage } from '../sql/inbox.js';
-import type { Message, NewMessage, Sim, Storage, User } from '../sql/storage.js';
+import { type Message, type NewMessage, SHARED_TEMPLATE_OWNER, type Sim, type Storage, type Template, type User } from '../sql/storage.js';
 import type { Config } from './config.js';
+import { type ParsedTemplate, parseTemplate, readVars, renderTemplate } from './templates.js';
 
 /** A request refused as a whole because some recipients are not numbers; `invalid` lists them. */
 export class RecipientsError extends SmsgateError {
@@ -92,9 +93,16 @@ export function textProblem(text: string): string | null {
 
 /** What a send request asks for, as each endpoint reads it from its own parameters. */
 export interface SendRequest {
-  /** Recipients, each a string; a string with commas (or semicolons, newlines) holds several. */
+  /**
+   * Recipients, each a string; a string with commas (or semicolons, newlines) holds several. In an array, an item
+   * may also be an object `{to, vars}`: one number with its own template variables.
+   */
   to: unknown;
   text: unknown;
+  /** A stored template (name or id) to render instead of `text`; only the JSON API offers it. */
+  template?: unknown;
+  /** The template's variables, shared by every recipient (a recipient's own vars win). */
+  vars?: unknown;
   flash?: unknown;
   replaceId?: unknown;
   report?: unknown;
@@ -108,33 +116,56 @@ export interface SendRequest {
   fields?: Partial<Record<keyof Omit<SendRequest, 'fields'>, string>>;
 }
 
-/** Splits and normalises the recipients; throws RecipientsError listing every invalid one. */
-export function parseRecipients(value: unknown, field: string, config: Config['send']): string[] {
-  let items: string[];
-  if (typeof value === 'string') items = value.split(/[,;\n]/);
-  else if (typeof value === 'number' && Number.isSafeInteger(value) && value > 0) items = [String(value)];
-  else if (Array.isArray(value) && value.length > 0 && value.every((v) => typeof v === 'string' || (typeof v === 'number' && Number.isSafeInteger(v)))) {
-    items = value.flatMap((v: string | number) => String(v).split(/[,;\n]/));
+/** One recipient as a request names it: the normalised number and, for an item given as an object, its own vars. */
+export interface RecipientItem {
+  number: string;
+  /** The item's own template variables (null: a plain number, or an object without vars). */
+  vars: Record<string, string> | null;
+  /** Where the item stood in the `to` array (null when `to` was not an array), for error fields. */
+  index: number | null;
+}
+
+/** An object item of `to`: `{to, vars?}`, its number one string. */
+function recipientObject(item: Record<string, unknown>, at: string): { input: string; vars: Record<string, string> | null } {
+  for (const key of Object.keys(item)) {
+    if (key !== 'to' && key !== 'vars') throw bad(`unknown field "${key.slice(0, 40)}" in ${at} (known: to, vars)`, `${at}.${key.slice(0, 40)}`);
+  }
+  const to = item.to;
+  const input = typeof to === 'number' && Number.isSafeInteger(to) ? String(to) : to;
+  if (typeof input !== 'string' || input.trim() === '' || /[,;\n]/.test(input)) throw bad(`${at}.to must be one phone number`, `${at}.to`);
+  return { input, vars: 'vars' in item ? readVars(item.vars, `${at}.vars`) : null };
+}
+
+/**
+ * Splits and normalises the recipients, keeping each one's own vars and place; throws RecipientsError listing every
+ * invalid one. Repeats are kept (the caller drops a repeat once it knows the texts).
+ */
+export function parseRecipientItems(value: unknown, field: string, config: Config['send']): RecipientItem[] {
+  type Item = { input: string; vars: Record<string, string> | null; index: number | null };
+  let items: Item[];
+  const split = (text: string, index: number | null): Item[] => text.split(/[,;\n]/).map((input) => ({ input, vars: null, index }));
+  const plain = (v: unknown): v is string | number => typeof v === 'string' || (typeof v === 'number' && Number.isSafeInteger(v));
+  const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+  if (typeof value === 'string') items = split(value, null);
+  else if (typeof value === 'number' && Number.isSafeInteger(value) && value > 0) items = split(String(value), null);
+  else if (Array.isArray(value) && value.length > 0 && value.every((v) => plain(v) || isObject(v))) {
+    items = value.flatMap((v: unknown, index): Item[] => (isObject(v) ? [{ ...recipientObject(v, `${field}[${index}]`), index }] : split(String(v), index)));
   } else if (value === undefined || value === null || value === '') throw new RecipientsError('no recipient given', field, []);
   else throw bad(`${field} must be a phone number, a comma-separated list of them, or an array of them`, field);
-  items = items.map((s) => s.trim()).filter((s) => s !== '');
+  items = items.map((item) => ({ ...item, input: item.input.trim() })).filter((item) => item.input !== '');
   if (items.length === 0) throw new RecipientsError('no recipient given', field, []);
   if (items.length > config.maxRecipients) {
     throw bad(`too many recipients: ${items.length} (at most ${config.maxRecipients} per request)`, field);
   }
-  const out: string[] = [];
-  const seen = new Set<string>();
+  const out: RecipientItem[] = [];
   const invalid: { input: string; reason: string }[] = [];
   for (const item of items) {
     try {
-      const { number } = normaliseNumber(item, { defaultCountryCode: config.defaultCountryCode || undefined, field });
-      if (!seen.has(number)) {
-        seen.add(number);
-        out.push(number);
-      }
+      const { number } = normaliseNumber(item.input, { defaultCountryCode: config.defaultCountryCode || undefined, field });
+      out.push({ number, vars: item.vars, index: item.index });
     } catch (error) {
       if (!(error instanceof SmsgateError)) throw error;
-      invalid.push({ input: item.slice(0, 64), reason: error.message });
+      invalid.push({ input: item.input.slice(0, 64), reason: error.message });
     }
   }
   if (invalid.length > 0) {
@@ -145,19 +176,77 @@ export function parseRecipients(value: unknown, field: string, config: Config['s
   return out;
 }
 
+/** Splits and normalises the recipients, each number once; throws RecipientsError listing every invalid one. */
+export function parseRecipients(value: unknown, field: string, config: Config['send']): string[] {
+  return [...new Set(parseRecipientItems(value, field, config).map((r) => r.number))];
+}
+
 export interface PreparedSend {
   items: NewMessage[];
+  /** The first message's encoding and parts (every message's, for a plain text; a template's may differ per recipient). */
   encoding: string;
   parts: number;
   /** What a repeat of this request under the same msg_id must match (SHA-256 of everything it asks for). */
   requestHash: string;
   /** What was asked but cannot be done as asked, and was left out (e.g. a replace-ID on a multipart text). */
   warnings: string[];
+  /** The template the texts were rendered from, if any. */
+  template: Template | null;
+}
+
+/** May this user send with (and read) this template? Their own, a shared one, or any for an admin. */
+export function mayUseTemplate(user: User, template: Template): boolean {
+  return template.userId === SHARED_TEMPLATE_OWNER || template.userId === user.id || user.role === 'admin';
+}
+
+/**
+ * The template a request names: a number (or a string of digits) is an id, any other string a name (the user's own
+ * template first, then the shared one). NOT_FOUND naming `field` for one the user may not use.
+ */
+export async function resolveTemplate(ref: unknown, user: User, storage: Storage, field: string): Promise<Template> {
+  let template: Template | null = null;
+  if (typeof ref === 'number' && Number.isSafeInteger(ref) && ref > 0) template = await storage.getTemplate(ref);
+  else if (typeof ref === 'string' && /^\d{1,15}$/.test(ref.trim())) template = await storage.getTemplate(Number(ref.trim()));
+  else if (typeof ref === 'string' && ref.trim() !== '') template = await storage.findTemplate(user.id, ref);
+  else throw bad(`${field} must be a template's name or id`, field);
+  if (!template || !mayUseTemplate(user, template)) throw new SmsgateError(ErrorCodes.NotFound, `no template "${String(ref).slice(0, 64)}"`, field);
+  return template;
+}
+
+/** A stored template, parsed; a body that no longer parses is named as the template's fault. */
+export function parseStoredTemplate(template: Template, field: string): ParsedTemplate {
+  try {
+    return parseTemplate(template.body);
+  } catch (error) {
+    if (error instanceof SmsgateError) throw bad(`template "${template.name}" cannot be used: ${error.message}`, field);
+    throw error;
+  }
+}
+
+/**
+ * Checks one text against the limits every send has (not empty, at most max_text_length characters, printable,
+ * at most 255 parts) and measures it. `subject` names the text in messages ("the text for +7…" for a template's).
+ */
+export function measureText(text: string, field: string, config: Config['send'], subject = 'the text'): SegmentCount {
+  if (text.trim() === '') throw bad(subject === 'the text' ? 'the message text is missing or empty' : `${subject} is empty`, field);
+  const length = [...text].length;
+  if (length > config.maxTextLength) throw bad(`${subject} is too long: ${length} characters (at most ${config.maxTextLength})`, field);
+  const problem = textProblem(text);
+  if (problem) throw bad(`${subject} ${problem}`, field);
+  const count = countSegments(text);
+  if (count.parts > 255) throw bad(`${subject} needs ${count.parts} parts; a message has at most 255`, field);
+  return count;
 }
 
 /**
  * Checks a request for `user` and returns the queue rows to store (one per recipient). The SIM, when asked for,
  * must exist and be the user's (any SIM for an admin).
+ *
+ * With a template instead of a text, each recipient's text is rendered from the template with the shared `vars`
+ * and the recipient's own (which win), and each is checked and measured by itself: encoding and parts may differ
+ * per row. A rendering error for any recipient refuses the whole request, naming the variable's field
+ * (`vars.name`, or `to[3].vars.name` for a recipient given with its own vars). A number named twice is sent once
+ * per distinct text.
  */
 export async function prepareSend(
   request: SendRequest,
@@ -167,13 +256,28 @@ export async function prepareSend(
   storage: Storage,
 ): Promise<PreparedSend> {
   const f = (name: keyof Omit<SendRequest, 'fields'>) => request.fields?.[name] ?? name;
-  const recipients = parseRecipients(request.to, f('to'), config);
-  const text = optString(request.text, f('text'));
-  if (text === undefined || text.trim() === '') throw bad('the message text is missing or empty', f('text'));
-  const length = [...text].length;
-  if (length > config.maxTextLength) throw bad(`the text is too long: ${length} characters (at most ${config.maxTextLength})`, f('text'));
-  const problem = textProblem(text);
-  if (problem) throw bad(`the text ${problem}`, f('text'));
+  const recipients = parseRecipientItems(request.to, f('to'), config);
+  const given = (v: unknown) => v !== undefined && v !== null;
+  let text: string | undefined;
+  let template: Template | null = null;
+  let parsed: ParsedTemplate | null = null;
+  let sharedVars: Record<string, string> = {};
+  if (given(request.template)) {
+    if (given(request.text)) throw bad(`give either ${f('text')} or ${f('template')}, not both`, f('template'));
+    template = await resolveTemplate(request.template, user, storage, f('template'));
+    parsed = parseStoredTemplate(template, f('template'));
+    sharedVars = readVars(request.vars, f('vars'));
+  } else {
+    if (given(request.vars)) throw bad(`${f('vars')} is for templates: give ${f('template')} instead of ${f('text')}`, f('vars'));
+    const withVars = recipients.find((r) => r.vars !== null);
+    if (withVars) throw bad(`${f('to')}[${withVars.index}].vars is for templates: give ${f('template')} instead of ${f('text')}`, `${f('to')}[${withVars.index}].vars`);
+    text = optString(request.text, f('text'));
+    if (text === undefined || text.trim() === '') throw bad('the message text is missing or empty', f('text'));
+    const length = [...text].length;
+    if (length > config.maxTextLength) throw bad(`the text is too long: ${length} characters (at most ${config.maxTextLength})`, f('text'));
+    const problem = textProblem(text);
+    if (problem) throw bad(`the text ${problem}`, f('text'));
+  }
   const flash = optBool(request.flash, f('flash')) ?? false;
   const replaceId = optInt(request.replaceId, f('replaceId'), 0, 7) || null;
   // A report when asked; else when a callback will tell of the delivery; else as the user's default says.
@@ -194,23 +298,54 @@ export async function prepareSend(
     const sims = user.role === 'admin' ? await storage.listSims() : await storage.simsOfUser(user.id);
     wantSimId = findSim(sims, simField, f('sim')).id;
   }
-  const count = countSegments(text);
-  if (count.parts > 255) throw bad(`the text needs ${count.parts} parts; a message has at most 255`, f('text'));
-  const warnings: string[] = [];
-  if (replaceId !== null && count.parts > 1) {
-    warnings.push(`${f('replaceId')} is left out: the text needs ${count.parts} parts, and each part would replace the one before`);
+  // Each recipient's text and its measure (once per distinct text); a number repeated with the same text is sent once.
+  const measured = new Map<string, { id: number; count: SegmentCount }>();
+  const rows: { recipient: string; text: string; count: SegmentCount }[] = [];
+  const seen = new Set<string>();
+  for (const r of recipients) {
+    let rowText: string;
+    if (parsed) {
+      const own = r.vars;
+      const vars = own ? { ...sharedVars, ...own } : sharedVars;
+      const field = (name: string) => (own ? `${f('to')}[${r.index}].vars.${name}` : `${f('vars')}.${name}`);
+      rowText = renderTemplate(parsed, vars, { field });
+    } else rowText = text!;
+    let known = measured.get(rowText);
+    if (!known) {
+      const count = parsed ? measureText(rowText, f('template'), config, `the text for ${r.number}`) : measureText(rowText, f('text'), config);
+      known = { id: measured.size, count };
+      measured.set(rowText, known);
+    }
+    const key = `${r.number} ${known.id}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    rows.push({ recipient: r.number, text: rowText, count: known.count });
   }
+  const first = rows[0]!;
+  // One text for all (always so for a plain text): the request is hashed as it always was.
+  const uniform = rows.every((row) => row.text === first.text);
+  const warnings: string[] = [];
+  const multipart = rows.filter((row) => row.count.parts > 1).length;
+  if (replaceId !== null && multipart > 0) {
+    warnings.push(
+      uniform
+        ? `${f('replaceId')} is left out: the text needs ${first.count.parts} parts, and each part would replace the one before`
+        : `${f('replaceId')} is left out for ${multipart} of ${rows.length} messages: their texts need more than one part, and each part would replace the one before`,
+    );
+  }
+  const numbers = [...new Set(rows.map((row) => row.recipient))];
+  const texts = uniform ? first.text : rows.map((row) => [row.recipient, row.text]);
   const requestHash = createHash('sha256')
-    .update(JSON.stringify([recipients, text, flash, replaceId, report, attempts, priority, sendAt ?? null, wantSimId, callbackUrl || null]))
+    .update(JSON.stringify([numbers, texts, flash, replaceId, report, attempts, priority, sendAt ?? null, wantSimId, callbackUrl || null]))
     .digest('hex');
-  const items = recipients.map<NewMessage>((recipient) => ({
+  const items = rows.map<NewMessage>((row) => ({
     userId: user.id,
-    recipient,
-    text,
-    encoding: count.encoding,
-    parts: count.parts,
+    recipient: row.recipient,
+    text: row.text,
+    encoding: row.count.encoding,
+    parts: row.count.parts,
     flash,
-    replaceId: count.parts > 1 ? null : replaceId,
+    replaceId: row.count.parts > 1 ? null : replaceId,
     report,
     priority,
     maxAttempts: attempts,
@@ -220,7 +355,7 @@ export async function prepareSend(
     wantSimId,
     source,
   }));
-  return { items, encoding: count.encoding, parts: count.parts, requestHash, warnings };
+  return { items, encoding: first.count.encoding, parts: first.count.parts, requestHash, warnings, template };
 }
 
 /** A SIM among `sims` by id, IMSI, number or label; NOT_FOUND naming the field. */

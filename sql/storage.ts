@@ -251,6 +251,19 @@ export interface Usage {
   reserved: number;
 }
 
+/** A named message template; `userId` 0 is a shared one (everyone may use it, admins change it). */
+export interface Template {
+  id: number;
+  userId: number;
+  name: string;
+  body: string;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** The owner of shared templates. */
+export const SHARED_TEMPLATE_OWNER = 0;
+
 export interface EventRecord {
   id: number;
   at: number;
@@ -382,6 +395,17 @@ function toMessage(r: Row): Message {
     notifiedState: strOrNull(r.notified_state),
     partStatus: r.part_status === null || r.part_status === undefined ? null : (JSON.parse(String(r.part_status)) as (PartStatus | null)[]),
     deliveredAt: numOrNull(r.delivered_at),
+  };
+}
+
+function toTemplate(r: Row): Template {
+  return {
+    id: num(r.id),
+    userId: num(r.user_id),
+    name: String(r.name),
+    body: String(r.body),
+    createdAt: num(r.created_at),
+    updatedAt: num(r.updated_at),
   };
 }
 
@@ -571,6 +595,72 @@ export class Storage {
       if (!isDuplicate(error)) throw error;
       return String((await read())!.value);
     }
+  }
+
+  // ---- message templates
+
+  /** The conflict a second template of one name for one owner is. */
+  private templateConflict(userId: number, name: string): SmsgateError {
+    const whose = userId === SHARED_TEMPLATE_OWNER ? 'a shared template' : 'a template of this user';
+    return new SmsgateError(ErrorCodes.Conflict, `${whose} named "${name}" exists already`, 'name');
+  }
+
+  /** Stores a template (`userId` 0: shared); CONFLICT when its owner has one of that name. */
+  async createTemplate(template: { userId: number; name: string; body: string }, now = Date.now()): Promise<Template> {
+    try {
+      const { insertId } = await this.db.run('INSERT INTO templates (user_id, name, body, created_at, updated_at) VALUES (?, ?, ?, ?, ?)', [
+        template.userId,
+        template.name,
+        template.body,
+        now,
+        now,
+      ]);
+      return (await this.getTemplate(insertId))!;
+    } catch (error) {
+      if (isDuplicate(error)) throw this.templateConflict(template.userId, template.name);
+      throw error;
+    }
+  }
+
+  async getTemplate(id: number): Promise<Template | null> {
+    const [row] = await this.db.all<Row>('SELECT * FROM templates WHERE id = ?', [id]);
+    return row ? toTemplate(row) : null;
+  }
+
+  /** The template a user means by a name: their own, else the shared one of that name. */
+  async findTemplate(userId: number, name: string): Promise<Template | null> {
+    const rows = await this.db.all<Row>('SELECT * FROM templates WHERE name = ? AND user_id IN (?, ?) ORDER BY user_id DESC', [name, userId, SHARED_TEMPLATE_OWNER]);
+    const own = rows.find((r) => num(r.user_id) === userId) ?? rows[0];
+    return own ? toTemplate(own) : null;
+  }
+
+  /** A user's own templates and the shared ones; every template when `userId` is undefined (admins). By name. */
+  async listTemplates(userId?: number): Promise<Template[]> {
+    const rows =
+      userId === undefined
+        ? await this.db.all<Row>('SELECT * FROM templates ORDER BY name, user_id, id')
+        : await this.db.all<Row>('SELECT * FROM templates WHERE user_id IN (?, ?) ORDER BY name, user_id, id', [userId, SHARED_TEMPLATE_OWNER]);
+    return rows.map(toTemplate);
+  }
+
+  /** Changes a template's name or body; NOT_FOUND when there is none, CONFLICT when the new name is taken. */
+  async updateTemplate(id: number, patch: { name?: string; body?: string }, now = Date.now()): Promise<Template> {
+    const before = await this.getTemplate(id);
+    if (!before) throw new SmsgateError(ErrorCodes.NotFound, `no template ${id}`, 'id');
+    const { sql, params } = clauses({ 'name = ?': patch.name, 'body = ?': patch.body });
+    try {
+      await this.db.run(`UPDATE templates SET ${[...sql, 'updated_at = ?'].join(', ')} WHERE id = ?`, [...params, now, id]);
+    } catch (error) {
+      if (isDuplicate(error)) throw this.templateConflict(before.userId, patch.name ?? before.name);
+      throw error;
+    }
+    const after = await this.getTemplate(id);
+    if (!after) throw new SmsgateError(ErrorCodes.NotFound, `no template ${id}`, 'id');
+    return after;
+  }
+
+  async deleteTemplate(id: number): Promise<boolean> {
+    return (await this.db.run('DELETE FROM templates WHERE id = ?', [id])).changes === 1;
   }
 
   // ---- SIMs, channels, boxes

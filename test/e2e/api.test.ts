@@ -1,8 +1,8 @@
 /**
  * The HTTP ways in, against the running gateway (HTTP, dispatcher, simulated modems on real ptys) and the
  * simulator's record of what the network received: the classic device endpoint by GET and POST, the JSON API, the
- * A2P endpoint, auth and rate limits, per-user SIMs, idempotency, cancel, and an injection corpus that must be
- * answered 4xx with nothing stored.
+ * A2P endpoint, auth and rate limits, per-user SIMs, idempotency, cancel, templates (keep, share, preview, send
+ * with per-recipient vars), and an injection corpus that must be answered 4xx with nothing stored.
  */
 import { createServer, type IncomingMessage, type Server } from 'node:http';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -425,9 +425,267 @@ describe('the JSON API', () => {
     const r = await http('GET', '/api/v1/openapi.json');
     expect(r.status).toBe(200);
     expect(r.body.openapi).toBe('3.1.0');
-    for (const path of ['/api/v1/messages', '/api/v1/messages/{id}', '/api/v1/sims', '/api/v1/sims/{id}', '/api/v1/channels', '/smsc.php', '/sms/v1/sms']) {
+    for (const path of ['/api/v1/messages', '/api/v1/messages/{id}', '/api/v1/templates', '/api/v1/templates/{id}', '/api/v1/templates/preview', '/api/v1/sims', '/api/v1/sims/{id}', '/api/v1/channels', '/smsc.php', '/sms/v1/sms']) {
       expect(Object.keys(r.body.paths)).toContain(path);
     }
+  });
+});
+
+describe('templates', () => {
+  const asCarol = { authorization: basic('carol', PASS.carol) };
+  const later = '2099-01-01T00:00:00Z';
+  const post = (headers: Record<string, string>, body: unknown) => http('POST', '/api/v1/templates', { headers, body });
+  const send = (headers: Record<string, string>, body: unknown) => http('POST', '/api/v1/messages', { headers, body });
+  const preview = (headers: Record<string, string>, body: unknown) => http('POST', '/api/v1/templates/preview', { headers, body });
+  let bobsWelcome: number;
+  let sharedWelcome: number;
+
+  it('a user keeps their own templates; only admins make shared ones; names are unique per owner', async () => {
+    const own = await post(asBob, { name: 'welcome', body: 'Hi %(name)s, from bob' });
+    expect(own.status).toBe(201);
+    expect(own.body).toMatchObject({ name: 'welcome', body: 'Hi %(name)s, from bob', shared: false, user_id: ids.bob, variables: ['name'] });
+    bobsWelcome = own.body.id;
+    const again = await post(asBob, { name: 'welcome', body: 'x' });
+    expect(again.status).toBe(409);
+    expect(again.body).toMatchObject({ error: 'CONFLICT', field: 'name', description: 'a template of this user named "welcome" exists already' });
+    const notAdmin = await post(asBob, { name: 'everyone', body: 'x', shared: true });
+    expect(notAdmin.status).toBe(403);
+    const shared = await post(asAdmin, { name: 'welcome', body: 'Welcome, %(name)s!%(if code)s Your code: %(code)s%(endif)s', shared: true });
+    expect(shared.status).toBe(201);
+    expect(shared.body).toMatchObject({ shared: true, user_id: null, variables: ['name', 'code'] });
+    sharedWelcome = shared.body.id;
+    // carol may keep a "welcome" of her own too.
+    expect((await post(asCarol, { name: 'welcome', body: 'carol' })).status).toBe(201);
+    const anns = await post(asAdmin, { name: 'admin only', body: 'mine' });
+    expect(anns.body).toMatchObject({ shared: false, user_id: ids.admin });
+
+    const bobs = await http('GET', '/api/v1/templates', { headers: asBob });
+    expect(bobs.body.templates.map((t: { id: number }) => t.id).sort()).toEqual([bobsWelcome, sharedWelcome].sort());
+    const all = await http('GET', '/api/v1/templates', { headers: asAdmin });
+    expect(all.body.templates.map((t: { name: string }) => t.name)).toEqual(['admin only', 'welcome', 'welcome', 'welcome']);
+  });
+
+  it.each([
+    ['a body that does not parse', { name: 't1', body: 'Hi %(name)s%(endif)s' }, 'body', /^%\(endif\)s at character 12 closes no %\(if …\)s$/],
+    ['a bad placeholder', { name: 't1', body: 'Hi %(first name)s' }, 'body', /^bad placeholder/],
+    ['an empty body', { name: 't1', body: '  ' }, 'body', /missing or empty/],
+    ['a body over twice max_text_length', { name: 't1', body: 'x'.repeat(1001) }, 'body', /too long: 1001 characters \(at most 1000\)/],
+    ['a control character in the body', { name: 't1', body: 'a\u0007b' }, 'body', /control character/],
+    ['a body that is not a string', { name: 't1', body: ['x'] }, 'body', /must be given once/],
+    ['an all-digit name', { name: '123', body: 'x' }, 'name', /all digits/],
+    ['a name of 65 characters', { name: 'n'.repeat(65), body: 'x' }, 'name', /1 to 64 characters/],
+    ['a name with spaces around', { name: ' t1', body: 'x' }, 'name', /without spaces at either end/],
+    ['a name on two lines', { name: 'a\nb', body: 'x' }, 'name', /one line/],
+    ['no name', { body: 'x' }, 'name', /missing/],
+    ['an unknown field', { name: 't1', body: 'x', owner: 3 }, 'owner', /unknown field/],
+    ['shared not a boolean', { name: 't1', body: 'x', shared: 'perhaps' }, 'shared', /true or false/],
+  ])('refuses %s: 400 naming the field, nothing saved', async (_what, body, field, description) => {
+    const before = (await http('GET', '/api/v1/templates', { headers: asAdmin })).body.templates.length;
+    const r = await post(asAdmin, body);
+    expect(r.status).toBe(400);
+    expect(r.body.field).toBe(field);
+    expect(r.body.description).toMatch(description);
+    expect((await http('GET', '/api/v1/templates', { headers: asAdmin })).body.templates).toHaveLength(before);
+  });
+
+  it('a body of exactly twice max_text_length is saved', async () => {
+    const r = await post(asBob, { name: 'longest', body: 'y'.repeat(1000) });
+    expect(r.status).toBe(201);
+    expect((await http('DELETE', `/api/v1/templates/${r.body.id}`, { headers: asBob })).status).toBe(200);
+  });
+
+  it('reads, changes and deletes: the owner or an admin; a shared one, admins only; others see nothing', async () => {
+    const t = (await post(asBob, { name: 'crud', body: 'v1 %(a)s' })).body;
+    expect((await http('GET', `/api/v1/templates/${t.id}`, { headers: asBob })).body).toMatchObject({ id: t.id, body: 'v1 %(a)s' });
+    expect((await http('GET', `/api/v1/templates/${t.id}`, { headers: asAdmin })).status).toBe(200);
+    expect((await http('GET', `/api/v1/templates/${t.id}`, { headers: asCarol })).status).toBe(404);
+    expect((await http('GET', `/api/v1/templates/${sharedWelcome}`, { headers: asCarol })).body.shared).toBe(true);
+    expect((await http('GET', '/api/v1/templates/abc', { headers: asBob })).status).toBe(404);
+    // Changes.
+    expect((await http('PUT', `/api/v1/templates/${t.id}`, { headers: asCarol, body: { body: 'carol was here' } })).status).toBe(404);
+    const changed = await http('PUT', `/api/v1/templates/${t.id}`, { headers: asBob, body: { body: 'v2 %(b)s %(a)s' } });
+    expect(changed.status).toBe(200);
+    expect(changed.body).toMatchObject({ name: 'crud', body: 'v2 %(b)s %(a)s', variables: ['b', 'a'] });
+    const broken = await http('PUT', `/api/v1/templates/${t.id}`, { headers: asBob, body: { body: '%(if a)s never closed' } });
+    expect(broken).toMatchObject({ status: 400, body: { field: 'body' } });
+    const taken = await http('PUT', `/api/v1/templates/${t.id}`, { headers: asBob, body: { name: 'welcome' } });
+    expect(taken).toMatchObject({ status: 409, body: { field: 'name' } });
+    expect((await http('PUT', `/api/v1/templates/${t.id}`, { headers: asBob, body: {} })).status).toBe(400);
+    expect((await http('PUT', `/api/v1/templates/${t.id}`, { headers: asBob, body: { shared: true } })).body.field).toBe('shared');
+    const renamed = await http('PUT', `/api/v1/templates/${t.id}`, { headers: asAdmin, body: { name: 'crud-2' } });
+    expect(renamed.body).toMatchObject({ name: 'crud-2', body: 'v2 %(b)s %(a)s', user_id: ids.bob });
+    expect((await http('PUT', `/api/v1/templates/${sharedWelcome}`, { headers: asBob, body: { body: 'hijacked' } })).status).toBe(403);
+    expect((await http('GET', `/api/v1/templates/${sharedWelcome}`, { headers: asBob })).body.body).not.toBe('hijacked');
+    // Deletes.
+    expect((await http('DELETE', `/api/v1/templates/${sharedWelcome}`, { headers: asBob })).status).toBe(403);
+    expect((await http('DELETE', `/api/v1/templates/${t.id}`, { headers: asCarol })).status).toBe(404);
+    expect((await http('DELETE', `/api/v1/templates/${t.id}`, { headers: asBob })).body).toEqual({ id: t.id, deleted: true });
+    expect((await http('DELETE', `/api/v1/templates/${t.id}`, { headers: asBob })).status).toBe(404);
+    expect((await http('GET', '/api/v1/templates', { headers: { authorization: 'Bearer nope' } })).status).toBe(401);
+  });
+
+  it('previews a body or a stored template with vars, measured as a send is', async () => {
+    const body = await preview(asBob, { body: 'Hi %(name)s, 100%% sure', vars: { name: 'Ann' } });
+    expect(body.status).toBe(200);
+    expect(body.body).toEqual({ text: 'Hi Ann, 100% sure', encoding: 'gsm7', parts: 1, characters: 17, remaining: 160 - 17, variables: ['name'], template: null });
+    // By name: bob's own "welcome" before the shared one; carol has her own; dave gets the shared one.
+    expect((await preview(asBob, { template: 'welcome', vars: { name: 'Ann' } })).body.text).toBe('Hi Ann, from bob');
+    const daves = await preview({ authorization: basic('dave', PASS.dave) }, { template: 'welcome', vars: { name: 'Дэйв', code: 7 } });
+    expect(daves.body).toMatchObject({ text: 'Welcome, Дэйв! Your code: 7', encoding: 'ucs2', parts: 1, template: { id: sharedWelcome, name: 'welcome' } });
+    const byId = await preview(asCarol, { template: sharedWelcome, vars: { name: 'x'.repeat(170) } });
+    expect(byId.body).toMatchObject({ encoding: 'gsm7', parts: 2 });
+    expect((await preview(asCarol, { template: String(sharedWelcome), vars: { name: 'C' } })).body.text).toBe('Welcome, C!');
+  });
+
+  it.each([
+    ['a missing variable', { template: 'welcome' }, 400, 'vars.name', 'missing variable "name"'],
+    ['a value that is not a string or number', { template: 'welcome', vars: { name: true } }, 400, 'vars.name', /must be a string or a number, not a boolean/],
+    ['vars that are not an object', { template: 'welcome', vars: 'name=Ann' }, 400, 'vars', /must be an object/],
+    ['a body that does not parse', { body: '%(else)s' }, 400, 'body', /belongs to no/],
+    ['both template and body', { template: 'welcome', body: 'x' }, 400, 'body', /not both/],
+    ['neither', { vars: { a: 1 } }, 400, 'template', /give a template/],
+    ['an unknown template', { template: 'nope' }, 404, 'template', 'no template "nope"'],
+    ["another user's template", { template: -1 }, 404, 'template', /no template/],
+    ['a text that renders empty', { body: '%(if a)sx%(endif)s' }, 400, 'body', 'the rendered text is empty'],
+    ['a text that renders too long', { body: '%(a)s', vars: { a: 'z'.repeat(501) } }, 400, 'body', /too long: 501 characters \(at most 500\)/],
+    ['an unknown field', { body: 'x', text: 'y' }, 400, 'text', /unknown field/],
+  ])('preview refuses %s, naming the field', async (_what, request, status, field, description) => {
+    const body = (request as { template?: unknown }).template === -1 ? { template: bobsWelcome } : request;
+    // dave has no "welcome" of his own: the shared one is his.
+    const r = await preview({ authorization: basic('dave', PASS.dave) }, body);
+    expect(r.status).toBe(status);
+    expect(r.body.field).toBe(field);
+    if (typeof description === 'string') expect(r.body.description).toBe(description);
+    else expect(r.body.description).toMatch(description);
+  });
+
+  it('sends with a template: shared vars, per-recipient vars, each row with its own text, encoding and parts', async () => {
+    const t = (await post(asBob, { name: 'order', body: 'Hello %(name)s, order %(order)s is ready.%(if note)s %(note)s%(endif)s' })).body;
+    const note = 'Please bring your ID and the receipt. '.repeat(4).trim();
+    const r = await send(asBob, {
+      template: 'order',
+      vars: { name: 'Ann', order: 42 },
+      to: ['+79167770001', { to: '+79167770002', vars: { name: 'Борис' } }, { to: '+79167770003', vars: { order: '43-B', note } }],
+    });
+    expect(r.status).toBe(201);
+    expect(r.body.template).toEqual({ id: t.id, name: 'order' });
+    const texts = ['Hello Ann, order 42 is ready.', 'Hello Борис, order 42 is ready.', `Hello Ann, order 43-B is ready. ${note}`];
+    expect(r.body.messages.map((m: { to: string; text: string; encoding: string; parts: number }) => [m.to, m.text, m.encoding, m.parts])).toEqual([
+      ['+79167770001', texts[0], 'gsm7', 1],
+      ['+79167770002', texts[1], 'ucs2', 1],
+      ['+79167770003', texts[2], 'gsm7', 2],
+    ]);
+    // Each queue row is stored as rendered.
+    for (const m of r.body.messages) expect(await storage.getMessage(m.id)).toMatchObject({ text: m.text, encoding: m.encoding, parts: m.parts, source: 'api' });
+    // And the network receives each recipient's own text.
+    const got = await waitFor(
+      () => network().filter((n) => n.to.startsWith('+7916777000')),
+      (l) => l.length === 4,
+    );
+    for (const [i, to] of ['+79167770001', '+79167770002', '+79167770003'].entries()) {
+      expect(got.filter((n) => n.to === to).map((n) => n.text).join('')).toBe(texts[i]);
+    }
+  });
+
+  it('a template by id (number or digits), a number named twice sent once per distinct text', async () => {
+    const r = await send(asBob, {
+      template: bobsWelcome,
+      to: [{ to: '+79167770011', vars: { name: 'A' } }, { to: '+7 916 777-00-11', vars: { name: 'B' } }, '+79167770011', { to: '+79167770011', vars: {} }],
+      vars: { name: 'A' },
+      send_at: later,
+    });
+    expect(r.status).toBe(201);
+    expect(r.body.messages.map((m: { to: string; text: string }) => [m.to, m.text])).toEqual([
+      ['+79167770011', 'Hi A, from bob'],
+      ['+79167770011', 'Hi B, from bob'],
+    ]);
+    const digits = await send(asBob, { template: String(bobsWelcome), to: '+79167770012', vars: { name: 'D' }, send_at: later });
+    expect(digits.body.messages[0].text).toBe('Hi D, from bob');
+    // carol's "welcome" is her own; bob's by id is not hers to use.
+    expect((await send(asCarol, { template: 'welcome', to: '+79167770013', send_at: later })).body.messages[0].text).toBe('carol');
+    expect((await send(asCarol, { template: bobsWelcome, to: '+79167770013', vars: { name: 'x' } })).body).toMatchObject({ error: 'NOT_FOUND', field: 'template' });
+  });
+
+  it.each([
+    ['a missing shared variable', { template: 'order', vars: { name: 'A' }, to: ['+79167770021'] }, 'vars.order', 'missing variable "order"'],
+    [
+      "a missing variable in one recipient's own vars",
+      { template: 'order', vars: { order: 1 }, to: [{ to: '+79167770021', vars: { name: 'A' } }, { to: '+79167770022', vars: {} }] },
+      'to[1].vars.name',
+      'missing variable "name"',
+    ],
+    [
+      'a recipient value that is not a string or number',
+      { template: 'order', vars: { order: 1 }, to: ['+79167770021', '+79167770022', '+79167770023', { to: '+79167770024', vars: { name: null } }] },
+      'to[3].vars.name',
+      /must be a string or a number, not null/,
+    ],
+    ['a shared value that is an object', { template: 'order', vars: { name: { first: 'A' }, order: 1 }, to: '+79167770021' }, 'vars.name', /not an object/],
+    ['both text and template', { template: 'order', text: 'x', to: '+79167770021' }, 'template', /either text or template, not both/],
+    ['vars with a plain text', { text: 'x', vars: { a: 1 }, to: '+79167770021' }, 'vars', /vars is for templates/],
+    ["a recipient's vars with a plain text", { text: 'x', to: ['+79167770021', { to: '+79167770022', vars: { a: 1 } }] }, 'to[1].vars', /is for templates/],
+    ['an unknown field in a recipient', { template: 'order', to: [{ to: '+79167770021', name: 'A' }] }, 'to[0].name', /unknown field "name" in to\[0\]/],
+    ['two numbers in one recipient object', { template: 'order', to: [{ to: '+79167770021,+79167770022' }] }, 'to[0].to', /must be one phone number/],
+    ['an unknown template', { template: 'no-such', to: '+79167770021' }, 'template', 'no template "no-such"'],
+    ['a template that is not a name or id', { template: { name: 'order' }, to: '+79167770021' }, 'template', /a template's name or id/],
+    [
+      'a rendered text over max_text_length',
+      { template: 'order', vars: { name: 'A', order: 1 }, to: ['+79167770021', { to: '+79167770022', vars: { note: 'n'.repeat(480) } }] },
+      'template',
+      /^the text for \+79167770022 is too long: 5\d\d characters \(at most 500\)$/,
+    ],
+    [
+      'too many recipients',
+      { template: 'order', vars: { name: 'A', order: 1 }, to: Array.from({ length: 101 }, (_, i) => ({ to: `+7916777${String(i).padStart(4, '0')}` })) },
+      'to',
+      /too many recipients: 101/,
+    ],
+  ])('refuses %s whole, naming the field, nothing stored', async (_what, body, field, description) => {
+    const before = await messageCount();
+    const r = await send(asBob, body);
+    expect(r.status).toBeGreaterThanOrEqual(400);
+    expect(r.status).toBeLessThan(500);
+    expect(r.body.field).toBe(field);
+    if (typeof description === 'string') expect(r.body.description).toBe(description);
+    else expect(r.body.description).toMatch(description);
+    expect(await messageCount()).toBe(before);
+  });
+
+  it('a msg_id repeat: the same vars are the same messages; other vars that change a text are a conflict', async () => {
+    const request = { template: 'order', vars: { name: 'Ann', order: 7 }, to: ['+79167770031', { to: '+79167770032', vars: { name: 'Ben' } }], msg_id: 'tpl-1', send_at: later };
+    const first = await send(asBob, request);
+    expect(first.status).toBe(201);
+    const ids = first.body.messages.map((m: { id: number }) => m.id);
+    const same = await send(asBob, { ...request, vars: { order: '7', name: 'Ann', unused: 'x' } });
+    expect(same.status).toBe(200);
+    expect(same.body.duplicate).toBe(true);
+    expect(same.body.messages.map((m: { id: number }) => m.id)).toEqual(ids);
+    const before = await messageCount();
+    for (const changed of [
+      { ...request, vars: { name: 'Ann', order: 8 } },
+      { ...request, to: ['+79167770031', { to: '+79167770032', vars: { name: 'Bob' } }] },
+      { ...request, to: ['+79167770031', '+79167770032'] },
+    ]) {
+      const r = await send(asBob, changed);
+      expect(r.status).toBe(409);
+      expect(r.body).toMatchObject({ error: 'CONFLICT', field: 'msg_id' });
+    }
+    expect(await messageCount()).toBe(before);
+    // A plain text that asks for exactly what a template rendered is the same request.
+    await send(asBob, { template: 'order', vars: { name: 'Cy', order: 9 }, to: ['+79167770033', '+79167770034'], msg_id: 'tpl-2', send_at: later });
+    const plain = await send(asBob, { text: 'Hello Cy, order 9 is ready.', to: '+79167770033,+79167770034', msg_id: 'tpl-2', send_at: later });
+    expect(plain.status).toBe(200);
+    expect(plain.body.duplicate).toBe(true);
+  });
+
+  it('a plain text answer has no template field, and recipients as objects work without vars', async () => {
+    const r = await send(asBob, { text: 'plain', to: [{ to: '+79167770041' }, '+79167770042'], send_at: later });
+    expect(r.status).toBe(201);
+    expect(r.body).not.toHaveProperty('template');
+    expect(r.body.messages.map((m: { to: string; text: string }) => [m.to, m.text])).toEqual([
+      ['+79167770041', 'plain'],
+      ['+79167770042', 'plain'],
+    ]);
   });
 });
 
@@ -589,6 +847,11 @@ describe('an injection corpus', () => {
     ['a nested form key', form(`login=admin&pass=${PASS.admin}&tel[]=%2B79164440001&msg=x`)],
     ['a repeated classic msg', classic('tel=%2B79164440001&msg=a&msg=b')],
     ['a replace-ID as text', json({ to: '+79164440001', text: 'x', replace_id: 'seven' })],
+    ['a template as an operator object', json({ to: '+79164440001', template: { $ne: null } })],
+    ['vars with a plain text', json({ to: '+79164440001', text: 'x', vars: { a: 1 } })],
+    ['a recipient object with an operator', json({ to: [{ to: '+79164440001', $where: '1' }], text: 'x' })],
+    ['a recipient object without a number', json({ to: [{ vars: { a: 1 } }], text: 'x' })],
+    ['SQL as a template name', json({ to: '+79164440001', template: "x' OR '1'='1" })],
   ];
 
   it.each(cases)('%s: 4xx, JSON, nothing stored', async (_what, send) => {

@@ -1,7 +1,8 @@
 /**
  * The web pages in a real browser: Debian's headless Chromium, driven by playwright-core, against a real
  * `smsgate serve --simulate 2`. A person logs in, types two recipients and a Cyrillic text, reads the counter the
- * gateway's own codec computes, sends, and sees both messages reach `sent`; the simulator's record shows them.
+ * gateway's own codec computes, sends, and sees both messages reach `sent`; the simulator's record shows them. They
+ * save a text as a template, fill in its variables, read the live preview, and send it.
  * Screenshots go to test-results/screenshots/.
  */
 import type { ChildProcess } from 'node:child_process';
@@ -98,6 +99,35 @@ describe('the web pages in Chromium', () => {
       ]);
       expect(parts.map((p) => p.text).join('')).toBe(TEXT);
     }
+  });
+
+  it('saves the text as a template, previews it with variables as the gateway renders it, and sends it', async () => {
+    await page.fill('#send-text', 'Hello %(name)s!%(if code)s Code: %(code)s%(endif)s');
+    await page.fill('#template-name', 'greeting');
+    await page.click('#template-save');
+    await expect.poll(() => page.$eval('#send-template option:checked', (o) => o.textContent)).toBe('greeting');
+    expect(await page.isVisible('#send-text')).toBe(false);
+    expect(await page.isVisible('#template-form')).toBe(false);
+    await expect.poll(() => page.textContent('#preview-error')).toBe('missing variable "name"');
+    await page.fill('#template-var-inputs input[data-var=name]', 'Ирина');
+    await expect.poll(() => page.textContent('#preview-text')).toBe('Hello Ирина!');
+    expect(await page.textContent('#preview-count')).toContain('UCS-2, 1 part');
+    expect(await page.isVisible('#preview-error')).toBe(false);
+    await page.fill('#template-var-inputs input[data-var=code]', '4711');
+    await expect.poll(() => page.textContent('#preview-text')).toBe('Hello Ирина! Code: 4711');
+    await page.screenshot({ path: join(SHOTS, 'template.png'), fullPage: true });
+    await page.fill('#send-to', '+79161234504');
+    await page.click('#send-button');
+    const row = '#sent-table tbody tr:first-child';
+    await expect.poll(() => page.$eval(row, (r) => [r.children[1]?.textContent, r.getAttribute('data-state')]), { timeout: 20_000 }).toEqual(['+79161234504', 'sent']);
+    const record = readFileSync(join(dir, 'sim', 'network.jsonl'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { to: string; text: string });
+    expect(record.filter((r) => r.to === '+79161234504').map((r) => r.text)).toEqual(['Hello Ирина! Code: 4711']);
+    // Back to typing a text.
+    await page.selectOption('#send-template', '');
+    expect(await page.isVisible('#send-text')).toBe(true);
   });
 
   it('renders message text as text, never as HTML', async () => {

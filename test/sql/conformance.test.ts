@@ -74,6 +74,60 @@ describe.each(engines)('storage on %s', (_engine, makeUrl) => {
     expect(await store.findToken('sha256:abc')).toBeNull();
   });
 
+  it('keeps templates: one name per owner, shared ones (owner 0) beside them, Unicode intact', async () => {
+    const ann = await store.createUser({ name: 'ann', passwordHash: 'h' });
+    const ben = await store.createUser({ name: 'ben', passwordHash: 'h' });
+    const body = 'Привет, %(name)s 👋🏽 — 50% off';
+    const own = await store.createTemplate({ userId: ann.id, name: 'welcome', body }, 1000);
+    expect(own).toMatchObject({ userId: ann.id, name: 'welcome', body, createdAt: 1000, updatedAt: 1000 });
+    expect(await store.getTemplate(own.id)).toEqual(own);
+    expect(await store.getTemplate(own.id + 1000)).toBeNull();
+    await expect(store.createTemplate({ userId: ann.id, name: 'welcome', body: 'x' })).rejects.toMatchObject({
+      code: 'CONFLICT',
+      field: 'name',
+      message: 'a template of this user named "welcome" exists already',
+    });
+    // The same name for another owner, for everyone (shared), and in another case is another template.
+    const shared = await store.createTemplate({ userId: 0, name: 'welcome', body: 'Hello %(name)s' }, 2000);
+    await expect(store.createTemplate({ userId: 0, name: 'welcome', body: 'y' })).rejects.toMatchObject({ code: 'CONFLICT', message: 'a shared template named "welcome" exists already' });
+    const bens = await store.createTemplate({ userId: ben.id, name: 'welcome', body: 'Yo' });
+    const upper = await store.createTemplate({ userId: ben.id, name: 'Welcome', body: 'YO' });
+    const sharedOnly = await store.createTemplate({ userId: 0, name: 'code', body: 'Code %(code)s' });
+    // By name: one's own first, then the shared one; never another user's.
+    expect((await store.findTemplate(ann.id, 'welcome'))!.id).toBe(own.id);
+    expect((await store.findTemplate(ben.id, 'welcome'))!.id).toBe(bens.id);
+    expect((await store.findTemplate(ben.id, 'Welcome'))!.id).toBe(upper.id);
+    expect((await store.findTemplate(ann.id, 'Welcome'))).toBeNull();
+    expect((await store.findTemplate(ann.id, 'code'))!.id).toBe(sharedOnly.id);
+    expect((await store.findTemplate(9999, 'welcome'))!.id).toBe(shared.id);
+    expect(await store.findTemplate(ann.id, 'nothing')).toBeNull();
+    // A user's list: their own and the shared ones, by name; everything without a user.
+    expect((await store.listTemplates(ann.id)).map((t) => [t.userId, t.name])).toEqual([
+      [0, 'code'],
+      [0, 'welcome'],
+      [ann.id, 'welcome'],
+    ]);
+    expect((await store.listTemplates()).map((t) => t.id).sort((a, b) => a - b)).toEqual([own.id, shared.id, bens.id, upper.id, sharedOnly.id].sort((a, b) => a - b));
+    expect((await store.listTemplates()).map((t) => t.name)).toEqual(['code', 'welcome', 'welcome', 'welcome', 'Welcome'].sort());
+  });
+
+  it('updates and deletes templates; a rename onto a taken name is a conflict and changes nothing', async () => {
+    const a = await store.createTemplate({ userId: 5, name: 'a', body: 'A' }, 1000);
+    const b = await store.createTemplate({ userId: 5, name: 'b', body: 'B' }, 1000);
+    expect(await store.updateTemplate(a.id, { body: 'A2 %(x)s' }, 3000)).toMatchObject({ id: a.id, name: 'a', body: 'A2 %(x)s', createdAt: 1000, updatedAt: 3000 });
+    expect(await store.updateTemplate(a.id, { name: 'renamed' }, 4000)).toMatchObject({ name: 'renamed', body: 'A2 %(x)s', updatedAt: 4000 });
+    await expect(store.updateTemplate(a.id, { name: 'b' }, 5000)).rejects.toMatchObject({ code: 'CONFLICT', field: 'name' });
+    expect(await store.getTemplate(a.id)).toMatchObject({ name: 'renamed', updatedAt: 4000 });
+    // Another owner's name is free.
+    await store.createTemplate({ userId: 6, name: 'c', body: 'C' });
+    expect((await store.updateTemplate(b.id, { name: 'c', body: 'B2' })).name).toBe('c');
+    await expect(store.updateTemplate(9999, { body: 'x' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    expect(await store.deleteTemplate(a.id)).toBe(true);
+    expect(await store.deleteTemplate(a.id)).toBe(false);
+    expect(await store.getTemplate(a.id)).toBeNull();
+    expect((await store.listTemplates(5)).map((t) => t.name)).toEqual(['c']);
+  });
+
   it('keeps a SIM by IMSI: identity updated on upsert, settings and owners kept', async () => {
     const sim = await store.upsertSim({ imsi: '250020000000001', iccid: '8970102000000000011', operator: 'MegaFon' });
     expect(sim).toMatchObject({ monthlyQuota: null, billingDay: 1, pacingMs: 0, enabled: true, number: null });
