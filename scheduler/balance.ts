@@ -46,7 +46,7 @@ export interface BalanceResult {
 }
 
 /** Currency words and signs, and what they are called (the answers' own spelling is kept otherwise). */
-const CURRENCY = /^(?:р\.?|руб\.?|рублей|рубля|рубль|rub\.?|rur|usd|eur|€|\$|£|uah|грн\.?|kzt|тг\.?|тенге|byn|gbp|pln|zł|try|₽|₸|₴)/i;
+const CURRENCY = /^(?:рублей|рубля|рубль|руб\.?|р\.?|rub\.?|rur|usd|eur|€|\$|£|uah|грн\.?|kzt|тенге|тг\.?|byn|gbp|pln|zł|try|gel|₽|₸|₴)(?![\p{L}])/iu;
 const NUMBER = /(-|−|минус\s*|minus\s*)?(\d{1,3}(?:[ \u00a0]\d{3})+|\d+)(?:[.,](\d{1,2}))?(?!\d)/gi;
 
 /**
@@ -63,7 +63,8 @@ export function parseBalance(text: string, pattern?: string | null): { amount: s
     const amount = normalise(raw);
     return amount === null ? null : { amount, currency: m.groups?.currency ?? null };
   }
-  const candidates = [...text.matchAll(NUMBER)].filter((m) => !isDateOrTime(text, m.index!, m[0].length));
+  const skip = datesAndTimes(text);
+  const candidates = [...text.matchAll(NUMBER)].filter((m) => !skip.some(([from, to]) => m.index! < to && m.index! + m[0].length > from));
   if (candidates.length === 0) return null;
   const keyword = /(баланс|balance|остаток|на сч[её]те|ваш сч[её]т|credit|guthaben|saldo|solde)/iu.exec(text);
   const afterKeyword = keyword ? candidates.find((m) => m.index! >= keyword.index) : undefined;
@@ -83,10 +84,9 @@ function normalise(raw: string): string | null {
   return `${m[1] ? '-' : ''}${m[2]!.replace(/[ \u00a0]/g, '')}.${(m[3] ?? '00').padEnd(2, '0')}`;
 }
 
-/** A number that is part of a date (24.11.2026) or a time (10:15) is no amount. */
-function isDateOrTime(text: string, index: number, length: number): boolean {
-  const around = text.slice(Math.max(0, index - 3), index + length + 3);
-  return /\d[.:/]\d{1,2}[.:/]\d/.test(around) || /\d:\d\d/.test(around);
+/** Where the text has dates (24.11.2026, 24/11/26) and times (10:15, 10:15:30): their numbers are no amounts. */
+function datesAndTimes(text: string): [number, number][] {
+  return [...text.matchAll(/\d{1,4}[./-]\d{1,2}[./-]\d{2,4}|\d{1,2}:\d{2}(?::\d{2})?/g)].map((m) => [m.index!, m.index! + m[0].length]);
 }
 
 /** Compares decimal strings as numbers (amounts have at most 2 decimals). */
