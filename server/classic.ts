@@ -15,12 +15,11 @@
  *   ignored.
  */
 import { Router, type Request, type Response } from 'express';
-import { parsePhoneNumberFromString } from 'libphonenumber-js/min';
 import { ErrorCodes, SmsgateError } from '../modem/errors.js';
 import { enqueueRequest } from './api.js';
 import { AuthError } from './auth.js';
 import { type Services, clientAddress, errorAnswer, principalOf, rawParam } from './http.js';
-import { RecipientsError, optBool, optString } from './requests.js';
+import { RecipientsError, internationalRecipients, optBool, optString } from './requests.js';
 
 /** The classic endpoint's descriptions, which devices compare against. */
 export const CLASSIC = {
@@ -66,24 +65,6 @@ function classicRecipients(req: Request, parsed: unknown): string {
     .split(',')
     .map((item) => item.trim().replace(/(?!^)\+/g, ' '))
     .join(',');
-}
-
-/**
- * With `intl=1`, recipients are international numbers whose "+" the client left out: one written as 7 to 15 digits
- * (separators aside) gets its "+" when that makes a valid number (libphonenumber's metadata), so "79161234567" is
- * +7 916…, never a national number nor one read in another default country (+49 79161234567 is valid too). A
- * number that is no valid international one ("89161234567": no country +89) is left as written, for the default
- * country code to read as usual; short codes (up to 6 digits) stay as they are.
- */
-export function internationalRecipients(list: string): string {
-  return list
-    .split(/([,;\n])/)
-    .map((item) => {
-      const digits = item.replace(/[\s\u00a0\-().]/g, '');
-      if (!/^[1-9]\d{6,14}$/.test(digits)) return item;
-      return parsePhoneNumberFromString(`+${digits}`)?.isValid() ? `+${digits}` : item;
-    })
-    .join('');
 }
 
 export function classicRouter(services: Services): Router {

@@ -9,7 +9,7 @@
  * the simulated network's record shows the number and the text that went out.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { internationalRecipients } from '../../server/classic.js';
+import { internationalRecipients } from '../../server/requests.js';
 import { type RunningGateway, eventually, rawHttp, startRunningGateway } from '../helpers/running.js';
 
 let g: RunningGateway;
