@@ -4,6 +4,7 @@
  * simulator's record of what the network received (`DATA/sim/network.jsonl`, one record per part).
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { hashPassword, newToken, tokenHash } from '../../server/auth.js';
@@ -108,8 +109,7 @@ export interface RawAnswer {
  * Sends `request` byte for byte over one TCP connection to `base`'s host and port and reads one HTTP/1.1 answer
  * (by its Content-Length, or to the connection's end), so a test controls every header and every byte of the body.
  */
-export async function rawHttp(base: string, request: Buffer | string, ms = 10_000): Promise<RawAnswer> {
-  const { connect } = await import('node:net');
+export function rawHttp(base: string, request: Buffer | string, ms = 10_000): Promise<RawAnswer> {
   const url = new URL(base);
   return new Promise((resolve, reject) => {
     const socket = connect({ host: url.hostname, port: Number(url.port) });
