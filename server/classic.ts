@@ -2,9 +2,11 @@
  * The two ways in that clients written for something else use, kept exactly as those clients expect:
  *
  * - The classic device endpoint, `/smsc.php` and `/send`, GET or POST (query or form), for devices that can only
- *   build a URL: `login`, `pass`, `tel` (comma-separated), `msg`, `flash`, `replacemessages_id`, `attempts`. The
- *   answer is JSON with `success` and a `description` devices parse: 200 "Saved to queue" with the message ids,
- *   400 for a missing or invalid phone or message, 403 without credentials, 401 with wrong ones (429 after too many).
+ *   build a URL: `login`, `pass`, `tel` (comma-separated), `msg`, `flash`, `replacemessages_id`, `attempts`, and
+ *   `intl=1` for clients that write international numbers without their "+" (Carbon Billing's "remove +"): there digits
+ *   that make a valid international number are read as one, never as national. The answer is JSON with `success` and a
+ *   `description` devices parse: 200 "Saved to queue" with the message ids, 400 for a missing or invalid phone or
+ *   message, 403 without credentials, 401 with wrong ones (429 after too many).
  * - An operator-style A2P endpoint, `POST /sms/v1/sms` with HTTP Basic and a JSON body
  *   `{"from","to","message","callback_url","msg_id"}` (`to` one number, international, with or without "+"), so a
  *   client written for an operator's HTTPS SMS API works by changing the host. It answers
@@ -17,7 +19,7 @@ import { ErrorCodes, SmsgateError } from '../modem/errors.js';
 import { enqueueRequest } from './api.js';
 import { AuthError } from './auth.js';
 import { type Services, clientAddress, errorAnswer, principalOf, rawParam } from './http.js';
-import { RecipientsError, optString } from './requests.js';
+import { RecipientsError, internationalRecipients, optBool, optString } from './requests.js';
 
 /** The classic endpoint's descriptions, which devices compare against. */
 export const CLASSIC = {
@@ -76,11 +78,12 @@ export function classicRouter(services: Services): Router {
       if (login !== undefined && login !== '' && pass !== undefined) user = (await services.auth.password(login, pass, clientAddress(req))).user;
       else if (req.headers.authorization) user = (await principalOf(req, services))!.user;
       else throw new AuthError(403, CLASSIC.noCredentials);
+      const tel = classicRecipients(req, p.tel);
       const { messages, duplicate, warnings } = await enqueueRequest(
         services,
         user,
         {
-          to: classicRecipients(req, p.tel),
+          to: optBool(p.intl, 'intl') ? internationalRecipients(tel) : tel,
           text: p.msg,
           flash: p.flash,
           replaceId: p.replacemessages_id,

@@ -382,7 +382,7 @@ export function openApiDocument(): Record<string, unknown> {
         get: {
           summary: 'Classic device endpoint (also /send; GET or POST, query or form)',
           security: [],
-          parameters: ['login', 'pass', 'tel', 'msg', 'flash', 'replacemessages_id', 'attempts'].map((name) => ({ name, in: 'query', schema: { type: 'string' } })),
+          parameters: ['login', 'pass', 'tel', 'msg', 'flash', 'replacemessages_id', 'attempts', 'msg_id', 'intl'].map((name) => ({ name, in: 'query', schema: { type: 'string' } })),
           responses: {
             200: { description: '{"success":true,"description":"Saved to queue","ids":[…]}' },
             400: { description: '{"success":false,"description":"Empty phone number" | "Invalid phone number: …" | "Empty message" | …}' },

@@ -8,6 +8,7 @@
  * and never let an array or an object through where a scalar belongs.
  */
 import { createHash } from 'node:crypto';
+import { parsePhoneNumberFromString } from 'libphonenumber-js/min';
 import { ErrorCodes, SmsgateError } from '../modem/errors.js';
 import { normaliseNumber } from '../modem/number.js';
 import { type SegmentCount, countSegments } from '../modem/pdu/index.js';
@@ -179,6 +180,24 @@ export function parseRecipientItems(value: unknown, field: string, config: Confi
 /** Splits and normalises the recipients, each number once; throws RecipientsError listing every invalid one. */
 export function parseRecipients(value: unknown, field: string, config: Config['send']): string[] {
   return [...new Set(parseRecipientItems(value, field, config).map((r) => r.number))];
+}
+
+/**
+ * Recipients that are international numbers whose "+" the client left out (the classic endpoint's `intl=1`, the
+ * BILLmanager module): one written as 7 to 15 digits (separators aside) gets its "+" when that makes a valid number (libphonenumber's metadata), so "79161234567" is
+ * +7 916…, never a national number nor one read in another default country (+49 79161234567 is valid too). A
+ * number that is no valid international one ("89161234567": no country +89) is left as written, for the default
+ * country code to read as usual; short codes (up to 6 digits) stay as they are.
+ */
+export function internationalRecipients(list: string): string {
+  return list
+    .split(/([,;\n])/)
+    .map((item) => {
+      const digits = item.replace(/[\s\u00a0\-().]/g, '');
+      if (!/^[1-9]\d{6,14}$/.test(digits)) return item;
+      return parsePhoneNumberFromString(`+${digits}`)?.isValid() ? `+${digits}` : item;
+    })
+    .join('');
 }
 
 export interface PreparedSend {
