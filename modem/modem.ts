@@ -311,7 +311,8 @@ export class Modem {
   async reset(): Promise<string> {
     for (const command of ['AT+CFUN=1,1', 'AT^RESET', 'AT+CRESET']) {
       try {
-        await this.channel.run(command, { timeoutMs: 15_000 });
+        // Without the resync a timed-out channel would do first: a modem that answers nothing else may still reset.
+        await this.channel.run(command, { timeoutMs: 5_000, resync: false });
         return command;
       } catch (error) {
         const code = (error as SmsgateError).code;

@@ -26,6 +26,7 @@ import type { SmsSender, StatusReportEvent } from '../modem/sender.js';
 import type { Message, Sim, Storage } from '../sql/storage.js';
 import { InboundCollector, type InboundOptions } from './inbound.js';
 import { type RouteRule, type SimState, billingPeriod, selectSim } from './rules.js';
+import { Watchdog, type WatchdogAction, type WatchdogOptions } from './watchdog.js';
 
 export interface DispatcherOptions {
   storage: Storage;
@@ -61,6 +62,8 @@ export interface DispatcherOptions {
   observer?: SendObserver;
   /** Received messages: how often to sweep, how long parts wait, what is delivered (inbound.ts). */
   inbound?: InboundOptions;
+  /** Restart modems that stop answering and find them again by IMEI (watchdog.ts); without it, re-init only. */
+  watchdog?: WatchdogOptions;
 }
 
 export interface SendObserver {
@@ -68,6 +71,8 @@ export interface SendObserver {
   started(waitedMs: number): void;
   /** How an attempt ended: sent, retry, failed or unknown. */
   finished(result: 'sent' | 'retry' | 'failed' | 'unknown', simId: number): void;
+  /** A watchdog step: a channel re-initialised, a modem restarted, back, or lost. */
+  watchdog?(action: WatchdogAction): void;
 }
 
 /** A channel the dispatcher sends through: a sender, the SIM behind it, and its state. */
@@ -103,6 +108,8 @@ export class Dispatcher {
   lastDrainAt = 0;
   /** Takes received messages and stored reports off the channels' modems. */
   readonly inbound: InboundCollector;
+  /** Restarts modems that stop answering and finds them again (null: re-init only). */
+  readonly watchdog: Watchdog | null;
 
   constructor(private readonly options: DispatcherOptions) {
     this.storage = options.storage;
@@ -113,6 +120,23 @@ export class Dispatcher {
       { storage: this.storage, channels: () => this.slots, report: (slot, report) => this.statusReport(slot, report), clock: this.clock, log: this.log },
       options.inbound,
     );
+    this.watchdog = options.watchdog
+      ? new Watchdog(
+          {
+            storage: this.storage,
+            slots: () => this.slots,
+            remove: (slot) => {
+              slot.healthy = false;
+              if (this.slots.includes(slot)) this.slots.splice(this.slots.indexOf(slot), 1);
+            },
+            add: (channelId, simId, sender) => void this.addChannel(channelId, simId, sender),
+            clock: this.clock,
+            log: this.log,
+            observe: (action) => this.options.observer?.watchdog?.(action),
+          },
+          options.watchdog,
+        )
+      : null;
   }
 
   /** Adds a channel; the dispatcher uses it from the next drain on. */
@@ -164,6 +188,7 @@ export class Dispatcher {
   async stop(): Promise<void> {
     this.stopped = true;
     for (const task of this.tasks.splice(0)) await task.stop();
+    await this.watchdog?.stop();
     await this.inbound.stop();
     await this.draining;
     await Promise.allSettled([...this.inFlight]);
@@ -230,13 +255,19 @@ export class Dispatcher {
    * channel is held (busy) while it is checked, so no send meets the check.
    */
   async checkChannels(): Promise<void> {
+    // A port that closed while idle (unplugged, reset by the kernel): the watchdog waits for it to come back.
+    for (const slot of this.slots.filter((s) => !s.busy && !s.sender.isOpen)) await this.portClosed(slot, 'the port closed');
     for (const slot of this.slots.filter((s) => !s.busy && s.sender.isOpen)) {
       slot.busy = true;
+      let escalate = false;
       try {
         if (slot.healthy) {
           const radio = await slot.sender.check();
           if (radio) await this.storage.setChannelRadio(slot.channelId, radio, this.clock());
-        } else await slot.sender.recover();
+        } else {
+          this.options.observer?.watchdog?.('reinit');
+          await slot.sender.recover();
+        }
         if (!slot.healthy) {
           slot.healthy = true;
           slot.failures = 0;
@@ -245,13 +276,30 @@ export class Dispatcher {
         await this.storage.setChannelHealth(slot.channelId, true, null, this.clock());
       } catch (error) {
         if (slot.healthy) await this.storage.logEvent({ kind: 'channel.unhealthy', channelId: slot.channelId, detail: { error: (error as Error).message } });
+        // A healthy channel that stops answering is re-initialised at the next check; one that re-init could not
+        // bring back is escalated.
+        else escalate = true;
         slot.healthy = false;
         await this.storage.setChannelHealth(slot.channelId, false, (error as Error).message, this.clock());
       } finally {
         slot.busy = false;
       }
+      if (escalate) this.escalate(slot);
     }
     this.wake();
+  }
+
+  /** Hands a channel re-init could not bring back to the watchdog (in the background). */
+  private escalate(slot: ChannelSlot): void {
+    this.watchdog?.escalate(slot).catch((error: unknown) => this.log(`watchdog: ${slot.sender.label}: ${(error as Error).message}`, { channel: slot.sender.label }));
+  }
+
+  /** A channel whose port is gone: out of service; the watchdog (if any) waits for the modem to come back. */
+  private async portClosed(slot: ChannelSlot, why: string): Promise<void> {
+    slot.healthy = false;
+    await this.storage.setChannelHealth(slot.channelId, false, `port closed: ${why}`, this.clock());
+    if (this.watchdog) await this.watchdog.lost(slot);
+    if (this.slots.includes(slot)) this.slots.splice(this.slots.indexOf(slot), 1);
   }
 
   private async drainOnce(): Promise<void> {
@@ -453,9 +501,7 @@ export class Dispatcher {
   /** Counts a channel's failure; after too many, or a timeout, it rests and is re-initialised. */
   private async channelFailed(slot: ChannelSlot, error: SmsgateError): Promise<void> {
     if (error.code === ErrorCodes.PortClosed || !slot.sender.isOpen) {
-      slot.healthy = false;
-      await this.storage.setChannelHealth(slot.channelId, false, `port closed: ${error.message}`, this.clock());
-      this.slots.splice(this.slots.indexOf(slot), 1);
+      await this.portClosed(slot, error.message);
       return;
     }
     // Errors about the message or the recipient say nothing about the channel.
@@ -466,6 +512,7 @@ export class Dispatcher {
     await this.storage.setChannelHealth(slot.channelId, false, error.message, this.clock());
     await this.storage.logEvent({ kind: 'channel.unhealthy', channelId: slot.channelId, detail: { error: error.message } });
     try {
+      this.options.observer?.watchdog?.('reinit');
       await slot.sender.recover();
       slot.healthy = true;
       slot.failures = 0;
@@ -473,6 +520,7 @@ export class Dispatcher {
       await this.storage.logEvent({ kind: 'channel.recovered', channelId: slot.channelId });
     } catch (recoverError) {
       this.log(`dispatcher: ${slot.sender.label} stays unhealthy: ${(recoverError as Error).message}`);
+      this.escalate(slot);
     }
   }
 }

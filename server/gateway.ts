@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { probe } from '../modem/probe.js';
+import { ModemSender, type SmsSender } from '../modem/sender.js';
 import { Simulator } from '../modem/simulator/simulator.js';
 import cron, { type ScheduledTask } from 'node-cron';
 import { BalanceChecker } from '../scheduler/balance.js';
@@ -59,7 +60,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       plan: (message, event) => inbound?.plan(message, event) ?? [],
       onMessage: () => void deliveries?.wake(),
     },
+    // Set below, once the modem options (and the simulator's directory) are known.
+    watchdog: { reset: config.watchdog.reset, reappearMs: config.watchdog.reappearS * 1000, find: (imei) => findModem(imei), open: (port) => openChannel(port), onLost: (imei, ports, reason) => lostModem(imei, ports, reason) },
   });
+  let findModem: (imei: string) => Promise<string[]> = async () => [];
+  let openChannel: (port: string) => Promise<SmsSender> = async (port) => {
+    throw new Error(`${port}: the gateway is not started yet`);
+  };
+  let lostModem: (imei: string, ports: string[], reason: string) => void = () => undefined;
   let sim: Simulator | null = null;
   let server: RunningServer | null = null;
   let callbacks: CallbackWorker | null = null;
@@ -82,6 +90,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       modems = report.modems;
       for (const s of report.skipped) log(`skipped ${s.path}: ${s.detail}`);
     }
+    // The watchdog looks for a restarted modem where modems are probed (the simulator's directory when simulating).
+    const globs = sim ? [join(sim.dir, 'ttyUSB*')] : config.modems.globs;
+    findModem = async (imei) => (await probe({ globs, lockDir: modemOptions.lockDir, pin: modemOptions.pin })).modems.find((m) => m.imei === imei)?.ports ?? [];
+    openChannel = (port) => ModemSender.open(port, modemOptions);
     const local = await attachModems(storage, dispatcher, modems, modemOptions);
     const remote = await attachRemoteChannels(storage, dispatcher);
     for (const c of [...local.channels, ...remote.channels]) log(`channel ${c.port}: SIM ${c.simId}`);
@@ -106,6 +118,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       log,
     });
     const alerts = alertSender(config, storage, log, () => deliveries?.wake());
+    lostModem = (imei, ports, reason) =>
+      void alerts('channel.lost', { imei, ports, reason }, `smsgate: ${reason} (ports ${ports.join(', ')})`).catch((e: Error) => log(`alert failed: ${e.message}`));
     const balance = new BalanceChecker({ storage, dispatcher, defaults: config.balance, alert: alerts, log });
     await dispatcher.start();
     callbacks.start();

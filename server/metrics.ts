@@ -124,6 +124,12 @@ export function createMetrics(storage: Storage, live: () => { channelId: number;
     buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600],
     registers: [registry],
   });
+  const watchdog = new Counter({
+    name: 'smsgate_watchdog_actions_total',
+    help: 'Watchdog steps on channels that stopped answering: reinit, reset (modem restarted), back (found again), lost',
+    labelNames: ['action'],
+    registers: [registry],
+  });
   const attempts = new Counter({
     name: 'smsgate_send_attempts_total',
     help: 'Send attempts by how they ended (sent, retry, failed, unknown), per SIM',
@@ -135,6 +141,7 @@ export function createMetrics(storage: Storage, live: () => { channelId: number;
     observer: {
       started: (waitedMs) => latency.observe(waitedMs / 1000),
       finished: (result, simId) => attempts.inc({ result, sim: String(simId) }),
+      watchdog: (action) => watchdog.inc({ action }),
     },
   };
 }

@@ -758,6 +758,20 @@ export class Storage {
     });
   }
 
+  /**
+   * A local channel's modem came back under another port name (found again by its IMEI): the channel row follows
+   * it, so its id, history and health stay one. A row that had the new name before (a modem since gone) is removed.
+   */
+  async moveChannel(id: number, port: string, at = Date.now()): Promise<Channel> {
+    return this.db.tx(async (tx) => {
+      await tx.run('DELETE FROM channels WHERE box_id = 0 AND port = ? AND id <> ?', [port, id]);
+      await tx.run('UPDATE channels SET port = ?, last_seen_at = ? WHERE id = ?', [port, at, id]);
+      const [row] = await tx.all<Row>('SELECT * FROM channels WHERE id = ?', [id]);
+      if (!row) throw new SmsgateError(ErrorCodes.NotFound, `no channel ${id}`);
+      return toChannel(row);
+    });
+  }
+
   async listChannels(): Promise<Channel[]> {
     return (await this.db.all<Row>('SELECT * FROM channels ORDER BY box_id, port')).map(toChannel);
   }

@@ -65,7 +65,8 @@ export interface NetworkRecord {
 
 export type Fault =
   | { type: 'cms'; code: number; times?: number }
-  | { type: 'hang'; times?: number }
+  /** No answer at all to the next `times` commands; `resettable`: AT+CFUN=1,1 still restarts it (firmware that hung above the reset). */
+  | { type: 'hang'; times?: number; resettable?: boolean }
   /** The next command (or send) is answered, but only after `ms`. */
   | { type: 'delay'; ms: number; times?: number }
   | { type: 'unregister' }
@@ -112,7 +113,7 @@ export class SimModem {
   registered = true;
   pinState: 'READY' | 'SIM PIN' = 'READY';
   private cmsFault: { code: number; times: number } | null = null;
-  private hangFault: { times: number } | null = null;
+  private hangFault: { times: number; resettable: boolean } | null = null;
   private delayFault: { ms: number; times: number } | null = null;
   private nextMr = 1;
   private reportFault: { status: number | null; hold: boolean; times: number } | null = null;
@@ -148,7 +149,7 @@ export class SimModem {
         this.cmsFault = { code: fault.code, times: fault.times ?? 1 };
         break;
       case 'hang':
-        this.hangFault = { times: fault.times ?? 1 };
+        this.hangFault = { times: fault.times ?? 1, resettable: fault.resettable ?? false };
         break;
       case 'delay':
         this.delayFault = { ms: fault.ms, times: fault.times ?? 1 };
@@ -177,8 +178,9 @@ export class SimModem {
   }
 
   /** Takes one hang from the fault, if any: true means "do not answer this command". */
-  takeHang(): boolean {
+  takeHang(command = ''): boolean {
     if (!this.hangFault) return false;
+    if (this.hangFault.resettable && /^AT\+CFUN=1,1$/i.test(command.trim())) return false;
     if (--this.hangFault.times <= 0) this.hangFault = null;
     return true;
   }
@@ -462,7 +464,7 @@ export class SimPortSession {
   }
 
   private async command(line: string): Promise<void> {
-    if (this.modem.takeHang()) return;
+    if (this.modem.takeHang(line)) return;
     const delay = this.modem.takeDelay();
     if (delay > 0) {
       // Answer late, without holding up the port: the client may have timed out and sent more meanwhile.
