@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { openStorage, type Storage } from '../../sql/index.js';
+import type { InboxEvent, InboxMessage, NewDelivery, ReceivedPart } from '../../sql/inbox.js';
 import type { NewMessage } from '../../sql/storage.js';
 import { startMariaDb, type TestMariaDb } from '../helpers/mariadb.js';
 
@@ -335,6 +336,101 @@ describe.each(engines)('storage on %s', (_engine, makeUrl) => {
     const all = claimed.flat();
     expect(new Set(all).size).toBe(all.length);
     expect(all).toHaveLength(120);
+  });
+
+  it('stores received messages: a slot stored before is a duplicate, identical texts in new slots are not', async () => {
+    const sim = await store.upsertSim({ imsi: '250020000000001' });
+    const part = (over: Partial<ReceivedPart> = {}): ReceivedPart => ({
+      simId: sim.id, channelId: 1, slot: 'SM:1', pdu: '07911234', sender: '+79031234567', text: 'ALARM 😀 Тревога', encoding: 'ucs2', class: null, sentAt: '2026-11-24T10:00:00+03:00', concat: null, ...over,
+    });
+    const plan = (_m: InboxMessage, event: InboxEvent): NewDelivery[] => [{ kind: 'webhook', target: 'http://x/', payload: `inbox.${event}` }];
+    const first = await store.inbox.storePart(part(), 1000, plan);
+    expect(first.outcome).toBe('message');
+    expect(first.message).toMatchObject({ text: 'ALARM 😀 Тревога', complete: true, parts: 1, sentAt: '2026-11-24T10:00:00+03:00', receivedAt: 1000 });
+    expect((await store.inbox.storePart(part(), 1001, plan)).outcome).toBe('duplicate');
+    await store.inbox.forgetSlot(sim.id, 'SM:1');
+    // The same text again, in the slot now free, is a new message; so is one in another slot.
+    expect((await store.inbox.storePart(part(), 1002, plan)).outcome).toBe('message');
+    expect((await store.inbox.storePart(part({ slot: 'ME:4' }), 1003, plan)).outcome).toBe('message');
+    expect(await store.inbox.list()).toHaveLength(3);
+    expect(await store.inbox.list({ simIds: [] })).toHaveLength(0);
+    expect((await store.inbox.list({ sender: '+79031234567', limit: 2 })).map((m) => m.receivedAt)).toEqual([1003, 1002]);
+    expect((await store.inbox.deliveriesOf(first.message!.id)).map((d) => [d.kind, d.state, d.payload])).toEqual([['webhook', 'pending', 'inbox.received']]);
+  });
+
+  it('reassembles parts out of order, surfaces an incomplete set after the wait, and completes it with a late part', async () => {
+    const sim = await store.upsertSim({ imsi: '250020000000002' });
+    const part = (seq: number, ref = 7): ReceivedPart => ({
+      simId: sim.id, channelId: null, slot: `SM:${seq + ref}`, pdu: `PDU${ref}-${seq}`, sender: 'Bank', text: `<${seq}>`, encoding: 'gsm7', class: 1, sentAt: null, concat: { ref, total: 3, seq, bits: 8 },
+    });
+    const none = () => [];
+    expect((await store.inbox.storePart(part(3), 10, none)).outcome).toBe('part');
+    expect((await store.inbox.storePart(part(1), 11, none)).outcome).toBe('part');
+    expect((await store.inbox.storePart({ ...part(1), slot: null }, 12, none)).outcome).toBe('duplicate');
+    const done = await store.inbox.storePart(part(2), 13, none);
+    expect(done.message).toMatchObject({ text: '<1><2><3>', parts: 3, partsReceived: 3, complete: true, concatRef: 7, class: 1, receivedAt: 10 });
+    // Another set waits too long.
+    await store.inbox.storePart(part(1, 8), 100, none);
+    expect(await store.inbox.surfaceExpired(150, 100, none)).toEqual([]);
+    const [surfaced] = await store.inbox.surfaceExpired(200, 100, none);
+    expect(surfaced).toMatchObject({ text: '<1>[…][…]', complete: false, partsReceived: 1 });
+    expect(await store.inbox.waitingParts()).toEqual([]);
+    await store.inbox.storePart(part(3, 8), 300, none);
+    const late = await store.inbox.storePart(part(2, 8), 301, none);
+    expect(late.message).toMatchObject({ id: surfaced!.id, text: '<1><2><3>', complete: true, partsReceived: 3 });
+    expect(await store.inbox.list()).toHaveLength(2);
+  });
+
+  it('hands each due delivery to one claimer, retries and finishes it, and purges old received messages', async () => {
+    const sim = await store.upsertSim({ imsi: '250020000000003' });
+    const plan = (): NewDelivery[] => [
+      { kind: 'webhook', target: 'http://a/', payload: 'inbox.received' },
+      { kind: 'command', target: '/bin/true', payload: 'inbox.received' },
+    ];
+    for (let i = 0; i < 10; i++) {
+      await store.inbox.storePart({ simId: sim.id, channelId: null, slot: null, pdu: `P${i}`, sender: '+7903', text: `t${i}`, encoding: 'gsm7', class: null, sentAt: null, concat: null }, 1000 + i, plan);
+    }
+    // Three claimers at once, each until nothing is left: every delivery claimed exactly once.
+    const owners = new Map<number, string>();
+    await Promise.all(
+      ['a', 'b', 'c'].map(async (owner) => {
+        for (let got = await store.inbox.claimDeliveries(owner, 5000, 60_000, 3); got.length > 0; got = await store.inbox.claimDeliveries(owner, 5000, 60_000, 3)) {
+          for (const x of got) {
+            expect(owners.has(x.id)).toBe(false);
+            owners.set(x.id, owner);
+          }
+        }
+      }),
+    );
+    expect(owners.size).toBe(20);
+    const first = (await store.inbox.list({ limit: 100 })).at(-1)!;
+    const [d, e] = await store.inbox.deliveriesOf(first.id);
+    expect(await store.inbox.finishDelivery(d!.id, 'someone-else', { error: null, retryAt: null }, 5001)).toBe(false);
+    expect(await store.inbox.finishDelivery(d!.id, owners.get(d!.id)!, { error: 'HTTP 500', retryAt: 7000 }, 5001)).toBe(true);
+    expect(await store.inbox.claimDeliveries('a', 6000, 60_000, 100)).toEqual([]);
+    const again = await store.inbox.claimDeliveries('a', 7000, 60_000, 100);
+    expect(again.map((x) => [x.id, x.attempts, x.lastError])).toEqual([[d!.id, 1, 'HTTP 500']]);
+    await store.inbox.finishDelivery(d!.id, 'a', { error: null, retryAt: null }, 7001);
+    await store.inbox.finishDelivery(e!.id, owners.get(e!.id)!, { error: 'exit 1; gave up', retryAt: null }, 7002);
+    expect((await store.inbox.listDeliveries({ state: 'done' })).map((x) => x.id)).toEqual([d!.id]);
+    expect((await store.inbox.listDeliveries({ state: 'failed' })).map((x) => x.id)).toEqual([e!.id]);
+    // Purge: only messages with no pending delivery go.
+    expect(await store.inbox.purge(2000)).toBe(1);
+    expect(await store.inbox.list()).toHaveLength(9);
+  });
+
+  it('keeps SIM balance settings and history, and moves a channel to its modem\'s new port', async () => {
+    const sim = await store.upsertSim({ imsi: '250020000000004' });
+    const updated = await store.updateSim(sim.id, { balanceUssd: '*100#', balancePattern: 'Баланс (?<amount>[\\d,]+)', balanceLow: '50.00', balancePause: true, pausedReason: 'low balance' });
+    expect(updated).toMatchObject({ balanceUssd: '*100#', balancePattern: 'Баланс (?<amount>[\\d,]+)', balanceLow: '50.00', balancePause: true, balanceAlerted: false, pausedReason: 'low balance' });
+    await store.addBalance({ simId: sim.id, at: 1, amount: '12.34', currency: 'р', answer: 'Баланс 12,34 р', error: null });
+    await store.addBalance({ simId: sim.id, at: 2, amount: null, currency: null, answer: null, error: 'no network' });
+    expect((await store.listBalances(sim.id)).map((b) => [b.amount, b.error])).toEqual([[null, 'no network'], ['12.34', null]]);
+    const a = await store.upsertChannel({ port: '/dev/ttyUSB2', imei: '356938031000004', simId: sim.id });
+    await store.upsertChannel({ port: '/dev/ttyUSB5', imei: '111', simId: null });
+    const moved = await store.moveChannel(a.id, '/dev/ttyUSB5');
+    expect(moved).toMatchObject({ id: a.id, port: '/dev/ttyUSB5', imei: '356938031000004' });
+    expect((await store.listChannels()).map((c) => c.port)).toEqual(['/dev/ttyUSB5']);
   });
 
   it('logs events and purges old history but never unfinished messages', async () => {
