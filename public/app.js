@@ -86,7 +86,7 @@ function detailOf(m) {
 
 // ---- pages
 
-const PAGES = ['send', 'history', 'sims', 'admin'];
+const PAGES = ['send', 'history', 'inbox', 'sims', 'admin'];
 
 function showLogin() {
   me = null;
@@ -109,6 +109,7 @@ async function route() {
   try {
     if (page === 'send') await Promise.all([loadSimChoices(), loadTemplates()]);
     if (page === 'history') await loadHistory(true);
+    if (page === 'inbox') await loadInbox(true);
     if (page === 'sims') await loadSims();
     if (page === 'admin') await loadAdmin();
   } catch (error) {
@@ -366,6 +367,51 @@ async function loadHistory(fresh) {
   $('#history-more').hidden = next === null;
 }
 
+// ---- inbox
+
+let inboxBefore = null;
+
+async function loadInbox(fresh) {
+  const form = new FormData($('#inbox-form'));
+  const params = new URLSearchParams({ limit: '50' });
+  for (const key of ['from', 'sim']) if (form.get(key)) params.set(key, form.get(key));
+  if (fresh) {
+    inboxBefore = null;
+    const { sims } = await api('GET', '/sims');
+    const select = $('#inbox-sim');
+    const chosen = select.value;
+    select.replaceChildren(el('option', { value: '' }, 'any'), ...sims.map((x) => el('option', { value: String(x.id), selected: String(x.id) === chosen }, simName(x))));
+  }
+  if (inboxBefore) params.set('before', String(inboxBefore));
+  const { messages, next_before: next } = await api('GET', `/inbox?${params}`);
+  const tbody = $('#inbox-table tbody');
+  if (fresh) tbody.replaceChildren();
+  for (const m of messages) {
+    tbody.append(
+      el(
+        'tr',
+        { 'data-inbox': m.id },
+        el('td', {}, String(m.id)),
+        el('td', {}, when(m.received_at)),
+        el('td', {}, m.from),
+        el('td', { className: 'text' }, m.text),
+        el('td', {}, simName(m.sim)),
+        el('td', {}, m.complete ? String(m.parts) : el('span', { className: 'bad', title: 'incomplete: parts never came' }, `${m.parts_received} of ${m.parts}`)),
+        el('td', {}, m.sent_at ? when(m.sent_at) : '—'),
+      ),
+    );
+  }
+  if (fresh && messages.length === 0) tbody.append(el('tr', {}, el('td', { colSpan: 7, className: 'muted' }, 'Nothing received yet.')));
+  inboxBefore = next;
+  $('#inbox-more').hidden = next === null;
+}
+
+$('#inbox-form').addEventListener('submit', (event) => {
+  event.preventDefault();
+  loadInbox(true).catch((error) => flash(error.message));
+});
+$('#inbox-more').addEventListener('click', () => loadInbox(false).catch((error) => flash(error.message)));
+
 async function cancelMessage(id) {
   try {
     await api('DELETE', `/messages/${id}`);
@@ -407,7 +453,16 @@ async function loadSims() {
         el('dt', {}, 'Quota'), el('dd', {}, quotaBar(s.quota_used + s.quota_reserved, s.monthly_quota)),
         el('dt', {}, 'Period'), el('dd', {}, `from ${s.period} (billing day ${s.billing_day})`),
         el('dt', {}, 'Quiet hours'), el('dd', {}, s.quiet_start && s.quiet_end ? `${s.quiet_start}–${s.quiet_end}` : 'none'),
-        el('dt', {}, 'Balance'), el('dd', {}, s.balance ?? '—'),
+        el('dt', {}, 'Balance'),
+        el(
+          'dd',
+          {},
+          s.balance ?? '—',
+          s.balance_at ? el('span', { className: 'muted' }, ` (${when(s.balance_at)})`) : null,
+          s.paused_reason ? el('div', { className: 'bad' }, `paused: ${s.paused_reason}`) : null,
+          ' ',
+          el('button', { type: 'button', className: 'secondary', onclick: () => checkBalance(s) }, 'Check now'),
+        ),
         ...mine.flatMap((c) => [
           el('dt', {}, 'Modem'),
           el(
@@ -423,6 +478,17 @@ async function loadSims() {
   });
   list.replaceChildren(...(cards.length ? cards : [el('p', { className: 'muted' }, 'No SIM is assigned to you yet.')]));
 }
+async function checkBalance(s) {
+  flash(`Asking the balance of ${simName(s)}…`);
+  try {
+    const r = await api('POST', `/sims/${s.id}/balance`);
+    flash(r.amount === null ? `${simName(s)}: no balance read (${r.error})` : `${simName(s)}: ${r.amount}${r.currency ? ` ${r.currency}` : ''}${r.is_low ? ` — below ${r.low}` : ''}`);
+    await loadSims();
+  } catch (error) {
+    flash(error.message);
+  }
+}
+
 $('#sims-refresh').addEventListener('click', () => loadSims().catch((error) => flash(error.message)));
 
 // ---- admin
@@ -458,6 +524,10 @@ async function loadAdmin() {
   tokenUser.value = chosen || String(me.id);
   await loadTokens();
   $('#sim-settings').replaceChildren(...sims.map(simSettingsForm));
+  const ussdSim = $('#ussd-sim');
+  const ussdChosen = ussdSim.value;
+  ussdSim.replaceChildren(...sims.map((x) => el('option', { value: String(x.id) }, simName(x))));
+  if (ussdChosen) ussdSim.value = ussdChosen;
 }
 
 async function patchUser(id, patch) {
@@ -552,6 +622,10 @@ function simSettingsForm(s) {
     field('Quiet from (HH:MM)', 'quiet_start', s.quiet_start, { pattern: '([01][0-9]|2[0-3]):[0-5][0-9]' }),
     field('Quiet until (HH:MM)', 'quiet_end', s.quiet_end, { pattern: '([01][0-9]|2[0-3]):[0-5][0-9]' }),
     el('label', { className: 'inline' }, el('input', { type: 'checkbox', name: 'enabled', checked: s.enabled }), 'Enabled'),
+    field('Balance USSD code (empty = the config default)', 'balance_ussd', s.balance_ussd, { pattern: '[0-9*#+]{1,160}' }),
+    field('Balance pattern (regular expression, empty = built-in)', 'balance_pattern', s.balance_pattern),
+    field('Low balance below', 'balance_low', s.balance_low, { inputmode: 'decimal' }),
+    el('label', { className: 'inline' }, el('input', { type: 'checkbox', name: 'balance_pause', checked: s.balance_pause }), 'Pause the SIM when its balance is low'),
     owners,
     el('button', { type: 'submit' }, 'Save'),
   );
@@ -567,6 +641,10 @@ function simSettingsForm(s) {
       quiet_start: text('quiet_start'),
       quiet_end: text('quiet_end'),
       enabled: data.get('enabled') === 'on',
+      balance_ussd: text('balance_ussd'),
+      balance_pattern: text('balance_pattern'),
+      balance_low: text('balance_low'),
+      balance_pause: data.get('balance_pause') === 'on',
       owners: data.getAll('owner').map(Number),
     };
     try {
@@ -578,6 +656,20 @@ function simSettingsForm(s) {
   });
   return form;
 }
+
+$('#ussd-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const data = new FormData(event.target);
+  const out = $('#ussd-answer');
+  out.hidden = false;
+  out.textContent = `${data.get('code')} …`;
+  try {
+    const r = await api('POST', `/sims/${data.get('sim')}/ussd`, { code: data.get('code') });
+    out.textContent = `${r.code} → ${r.status}\n${r.text ?? ''}`;
+  } catch (error) {
+    out.textContent = error.message;
+  }
+});
 
 // ---- start
 

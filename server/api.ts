@@ -217,7 +217,7 @@ function balanceSettings(body: Record<string, unknown>): SimSettings {
   return settings;
 }
 
-export async function simPatch(storage: Storage, body: Record<string, unknown>): Promise<{ settings: SimSettings; owners?: number[] }> {
+export async function simPatch(storage: Storage, body: Record<string, unknown>, current: Sim): Promise<{ settings: SimSettings; owners?: number[] }> {
   const known = ['label', 'monthly_quota', 'billing_day', 'pacing_ms', 'quiet_start', 'quiet_end', 'enabled', 'owners', 'balance_ussd', 'balance_pattern', 'balance_low', 'balance_pause'];
   for (const key of Object.keys(body)) if (!known.includes(key)) throw bad(`unknown field "${key.slice(0, 40)}" (known: ${known.join(', ')})`, key.slice(0, 40));
   const settings: SimSettings = {};
@@ -237,8 +237,8 @@ export async function simPatch(storage: Storage, body: Record<string, unknown>):
   }
   if ('enabled' in body) {
     settings.enabled = optBool(body.enabled, 'enabled');
-    // Enabled or paused by hand: no longer the gateway's doing.
-    settings.pausedReason = null;
+    // Enabled or paused by hand: no longer the gateway's doing (a save that leaves it as it is changes nothing).
+    if (settings.enabled !== undefined && settings.enabled !== current.enabled) settings.pausedReason = null;
   }
   Object.assign(settings, balanceSettings(body));
   let owners: number[] | undefined;
@@ -465,7 +465,7 @@ export function apiRouter(services: Services): Router {
     const { user } = await requireUser(req, services);
     requireAdmin(user);
     const sim = findSim(await storage.listSims(), req.params.id, 'id');
-    const { settings, owners } = await simPatch(storage, objectBody(req));
+    const { settings, owners } = await simPatch(storage, objectBody(req), sim);
     const updated = await storage.updateSim(sim.id, settings);
     if (owners) await storage.setSimOwners(sim.id, owners);
     await storage.logEvent({ kind: 'sim.settings', simId: sim.id, detail: { by: user.name, settings, owners } });

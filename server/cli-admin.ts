@@ -172,8 +172,14 @@ export async function sim(args: string[], rawIo: CliIo): Promise<number> {
         'no-owners': { type: 'boolean' },
         enable: { type: 'boolean' },
         disable: { type: 'boolean' },
+        'balance-ussd': { type: 'string' },
+        'balance-pattern': { type: 'string' },
+        'balance-low': { type: 'string' },
+        'balance-pause': { type: 'boolean' },
+        'no-balance-pause': { type: 'boolean' },
       });
       if (positionals.length !== 1) throw new UsageError('sim set takes one SIM (id, IMSI, number or label)');
+      if (values['balance-pause'] && values['no-balance-pause']) throw new UsageError('--balance-pause and --no-balance-pause exclude each other');
       if (values.enable && values.disable) throw new UsageError('--enable and --disable exclude each other');
       if (values.owner && values['no-owners']) throw new UsageError('--owner and --no-owners exclude each other');
       // The flags as the API's PATCH body, checked by the same code.
@@ -197,10 +203,15 @@ export async function sim(args: string[], rawIo: CliIo): Promise<number> {
       if (values['no-owners']) body.owners = [];
       if (values.enable) body.enabled = true;
       if (values.disable) body.enabled = false;
+      for (const key of ['balance-ussd', 'balance-pattern', 'balance-low'] as const) {
+        if (values[key] !== undefined) body[key.replace(/-/g, '_')] = values[key] === 'none' ? null : values[key];
+      }
+      if (values['balance-pause']) body.balance_pause = true;
+      if (values['no-balance-pause']) body.balance_pause = false;
       if (Object.keys(body).length === 0) throw new UsageError('sim set needs at least one setting (see smsgate --help)');
       const updated = await withStorage(values, async (storage) => {
         const target = findSim(await storage.listSims(), positionals[0], 'sim');
-        const { settings, owners } = await simPatch(storage, body);
+        const { settings, owners } = await simPatch(storage, body, target);
         const s = await storage.updateSim(target.id, settings);
         if (owners) await storage.setSimOwners(target.id, owners);
         // The running service looks at the waiting messages again (as after a change through the API).

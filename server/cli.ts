@@ -48,7 +48,10 @@ Commands:
   sim list [--json]
   sim set SIM [--label L] [--quota N|none] [--billing-day D] [--pacing MS]
               [--quiet HH:MM-HH:MM|none] [--owner NAME]... [--no-owners] [--enable|--disable]
-        SIMs and their settings (SIM: id, IMSI, number or label).
+              [--balance-ussd CODE|none] [--balance-pattern RE|none] [--balance-low AMOUNT|none]
+              [--balance-pause|--no-balance-pause]
+        SIMs and their settings (SIM: id, IMSI, number or label); the balance code, the pattern
+        that reads its answer, the low threshold and whether a low balance pauses the SIM.
   queue list [--state S] [--to DIGITS] [--limit N] [--json] | queue retry ID... | queue cancel ID...
         Messages: retry queues failed or unknown ones again; cancel stops queued ones.
   send --user NAME --to N[,N...] --text T|- [--flash] [--replace N] [--report] [--attempts N]

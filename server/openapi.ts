@@ -188,6 +188,40 @@ export function openApiDocument(): Record<string, unknown> {
             quiet_end: { type: ['string', 'null'], pattern: '^([01]\\d|2[0-3]):[0-5]\\d$' },
             enabled: { type: 'boolean' },
             owners: { type: 'array', items: { type: ['integer', 'string'] }, description: 'User ids or names' },
+            balance_ussd: { type: ['string', 'null'], pattern: '^[0-9*#+]{1,160}$', description: 'The balance USSD code (null: the config default)' },
+            balance_pattern: { type: ['string', 'null'], description: 'A regular expression finding the amount (group "amount" or the first group; "currency")' },
+            balance_low: { type: ['string', 'number', 'null'], description: 'Low-balance threshold' },
+            balance_pause: { type: 'boolean', description: 'Pause the SIM when its balance is low' },
+          },
+        },
+        Received: {
+          type: 'object',
+          description: 'A received message (one row per message: the parts of a concatenated one are joined)',
+          properties: {
+            id: { type: 'integer' },
+            from: { type: 'string', description: 'The sender: a number ("+" when international) or a name' },
+            text: { type: 'string', description: 'For an incomplete message, "[…]" stands for each missing part; 8-bit data as hex' },
+            encoding: { enum: ['gsm7', 'ucs2', '8bit'] },
+            class: { type: ['integer', 'null'] },
+            flash: { type: 'boolean' },
+            parts: { type: 'integer' },
+            parts_received: { type: 'integer' },
+            complete: { type: 'boolean', description: 'False when some parts never came within inbound.incomplete_wait_s' },
+            sim: { type: ['object', 'null'] },
+            channel_id: { type: ['integer', 'null'] },
+            sent_at: { type: ['string', 'null'], description: "The SMSC's time stamp, with the sender's offset" },
+            received_at: { type: 'string' },
+            updated_at: { type: 'string' },
+          },
+        },
+        Balance: {
+          type: 'object',
+          properties: {
+            at: { type: 'string' },
+            amount: { type: ['string', 'null'], description: 'Decimal with "." ("123.45"); null when none was read' },
+            currency: { type: ['string', 'null'] },
+            answer: { type: ['string', 'null'], description: "The network's answer" },
+            error: { type: ['string', 'null'] },
           },
         },
         Channel: {
@@ -325,6 +359,75 @@ export function openApiDocument(): Record<string, unknown> {
           parameters: [{ ...idParam('SIM'), schema: { type: ['integer', 'string'] }, description: 'Id, IMSI, number or label' }],
           requestBody: { required: true, content: json(ref('SimPatch')) },
           responses: { 200: { description: 'The SIM', content: json(ref('Sim')) }, ...ERRORS },
+        },
+      },
+      '/api/v1/sims/{id}/balance': {
+        post: {
+          summary: "Ask a SIM's balance now (USSD); a low balance pauses the SIM and alerts when its settings say so",
+          parameters: [{ ...idParam('SIM'), schema: { type: ['integer', 'string'] } }],
+          responses: {
+            200: {
+              description: 'The check, as stored in the history',
+              content: json({ allOf: [ref('Balance'), { type: 'object', properties: { sim: { type: 'integer' }, low: { type: ['string', 'null'] }, is_low: { type: 'boolean' }, enabled: { type: 'boolean' }, paused_reason: { type: ['string', 'null'] } } }] }),
+            },
+            503: error('No working channel of the SIM can send USSD now'),
+            ...ERRORS,
+          },
+        },
+      },
+      '/api/v1/sims/{id}/balances': {
+        get: {
+          summary: "A SIM's balance history, newest first",
+          parameters: [{ ...idParam('SIM'), schema: { type: ['integer', 'string'] } }, { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 1000 } }],
+          responses: { 200: { description: 'History', content: json({ type: 'object', properties: { sim: { type: 'integer' }, balances: { type: 'array', items: ref('Balance') } } }) }, ...ERRORS },
+        },
+      },
+      '/api/v1/sims/{id}/ussd': {
+        post: {
+          summary: 'Send a USSD code through the SIM and return the answer (admins: the USSD console)',
+          parameters: [{ ...idParam('SIM'), schema: { type: ['integer', 'string'] } }],
+          requestBody: { required: true, content: json({ type: 'object', required: ['code'], properties: { code: { type: 'string', pattern: '^[0-9*#+]{1,160}$' } } }) },
+          responses: {
+            200: {
+              description: "The network's answer",
+              content: json({
+                type: 'object',
+                properties: {
+                  sim: { type: 'integer' },
+                  code: { type: 'string' },
+                  status: { enum: ['done', 'action-required', 'terminated', 'other-client', 'not-supported', 'timeout'] },
+                  status_code: { type: 'integer' },
+                  text: { type: ['string', 'null'] },
+                  raw: { type: ['string', 'null'] },
+                  dcs: { type: ['integer', 'null'] },
+                },
+              }),
+            },
+            502: error("The modem refused it (modem_code: the modem's code)"),
+            503: error('No working channel of the SIM'),
+            504: error('No answer in time'),
+            ...ERRORS,
+          },
+        },
+      },
+      '/api/v1/inbox': {
+        get: {
+          summary: 'Received messages, newest first (a user sees those of the SIMs they own)',
+          parameters: [
+            { name: 'sim', in: 'query', schema: { type: ['integer', 'string'] }, description: 'Id, IMSI, number or label' },
+            { name: 'from', in: 'query', schema: { type: 'string' }, description: 'The sender, exactly' },
+            { name: 'since', in: 'query', schema: { type: 'string', format: 'date-time' } },
+            { name: 'before', in: 'query', schema: { type: 'integer' }, description: 'Paging: next_before of the previous page' },
+            { name: 'limit', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 500 } },
+          ],
+          responses: { 200: { description: 'A page', content: json({ type: 'object', properties: { messages: { type: 'array', items: ref('Received') }, next_before: { type: ['integer', 'null'] } } }) }, ...ERRORS },
+        },
+      },
+      '/api/v1/inbox/{id}': {
+        get: {
+          summary: 'A received message, with its deliveries (webhooks, command, forwards) and their state',
+          parameters: [idParam('received message')],
+          responses: { 200: { description: 'The message', content: json({ allOf: [ref('Received'), { type: 'object', properties: { deliveries: { type: 'array', items: { type: 'object' } } } }] }) }, ...ERRORS },
         },
       },
       '/api/v1/channels': {

@@ -425,7 +425,7 @@ describe('the JSON API', () => {
     const r = await http('GET', '/api/v1/openapi.json');
     expect(r.status).toBe(200);
     expect(r.body.openapi).toBe('3.1.0');
-    for (const path of ['/api/v1/messages', '/api/v1/messages/{id}', '/api/v1/templates', '/api/v1/templates/{id}', '/api/v1/templates/preview', '/api/v1/sims', '/api/v1/sims/{id}', '/api/v1/channels', '/smsc.php', '/sms/v1/sms']) {
+    for (const path of ['/api/v1/messages', '/api/v1/messages/{id}', '/api/v1/templates', '/api/v1/templates/{id}', '/api/v1/templates/preview', '/api/v1/sims', '/api/v1/sims/{id}', '/api/v1/sims/{id}/balance', '/api/v1/sims/{id}/balances', '/api/v1/sims/{id}/ussd', '/api/v1/inbox', '/api/v1/inbox/{id}', '/api/v1/channels', '/smsc.php', '/sms/v1/sms']) {
       expect(Object.keys(r.body.paths)).toContain(path);
     }
   });
