@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { type Browser, type Page, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ROOT, runCli, startServe } from '../helpers/cli.js';
+import { simControl } from '../helpers/sim.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join(ROOT, 'test-results', 'screenshots');
@@ -163,5 +164,25 @@ describe('the web pages in Chromium', () => {
     await page.waitForSelector('#sims-list progress');
     expect(await page.textContent('#sims-list')).toMatch(/of 500 parts used/);
     await page.screenshot({ path: join(SHOTS, 'sims.png'), fullPage: true });
+  });
+
+  it('shows received messages in the inbox (as text), and answers the USSD console', async () => {
+    const control = join(dir, 'sim', 'control.sock');
+    await simControl(control, { op: 'deliver', modem: 0, from: '+79031234567', text: 'Входящее <b>не жирное</b>' });
+    await simControl(control, { op: 'ussd', modem: 1, code: '*100#', answer: 'Баланс: 42,00 р.' });
+    await page.goto(`${url}/#inbox`);
+    await expect.poll(async () => {
+      await page.click('#inbox-form button[type=submit]');
+      return page.$$eval('#inbox-table tbody tr[data-inbox]', (rows) => rows.length);
+    }, { timeout: 15_000 }).toBe(1);
+    const row = await page.$eval('#inbox-table tbody tr[data-inbox] td.text', (td) => ({ text: td.textContent, children: td.children.length }));
+    expect(row).toEqual({ text: 'Входящее <b>не жирное</b>', children: 0 });
+    await page.screenshot({ path: join(SHOTS, 'inbox.png'), fullPage: true });
+    await page.goto(`${url}/#admin`);
+    await page.waitForSelector('#ussd-sim option', { state: 'attached' });
+    await page.selectOption('#ussd-sim', { index: 1 });
+    await page.fill('#ussd-form input[name=code]', '*100#');
+    await page.click('#ussd-form button[type=submit]');
+    await expect.poll(() => page.textContent('#ussd-answer'), { timeout: 15_000 }).toContain('Баланс: 42,00 р.');
   });
 });
