@@ -42,10 +42,28 @@ describe('the config file', () => {
     ['out of range', '[auth]\nbcrypt_cost = 99', 'auth.bcrypt_cost', /between 4 and 15/],
     ['not one of the choices', '[dispatch]\non_unknown = "drop"', 'dispatch.on_unknown', /one of hold, resend/],
     ['not TOML', 'listen = ', 'config', /line 1/],
+    ['a webhook that is no http URL', '[inbound]\nwebhooks = ["ftp://x/"]', 'inbound.webhooks', /not an http\(s\) URL/],
+    ['a bad cron schedule', '[balance]\nschedule = "every day"', 'balance.schedule', /not a cron expression/],
+    ['a bad balance pattern', '[balance]\npattern = "(unclosed"', 'balance.pattern', /not a regular expression/],
+    ['a forwarding rule without a number', '[[inbound.forward]]\nsim = "1"', 'inbound.forward[0].to', /needs to/],
+    ['a forwarding rule with an unknown key', '[[inbound.forward]]\nto = "+7916"\nnumber = "x"', 'inbound.forward[0].number', /unknown key/],
+    ['a forwarding rule with a bad pattern', '[[inbound.forward]]\nto = "+7916"\nfrom = "[+"', 'inbound.forward[0].from', /not a regular expression/],
   ])('refuses %s, naming it', (_what, text, field, message) => {
     const error = errorOf(() => loadConfig({ file: file(text), env: {} }));
     expect(error).toMatchObject({ code: 'BAD_MESSAGE', field });
     expect(error.message).toMatch(message);
+  });
+
+  it('reads forwarding rules as [[inbound.forward]] tables, and from the environment as JSON', () => {
+    const c = loadConfig({ file: file('[inbound]\nwebhooks = ["https://hooks.example/sms"]\ncommand = ["/usr/local/bin/on-sms", "--quiet"]\n[[inbound.forward]]\nto = "+79161234567"\nsim = "office"\n[[inbound.forward]]\nto = "+79160000000"\nfrom = "^Bank"\n'), env: {} });
+    expect(c.inbound).toMatchObject({
+      webhooks: ['https://hooks.example/sms'],
+      command: ['/usr/local/bin/on-sms', '--quiet'],
+      forward: [{ to: '+79161234567', sim: 'office' }, { to: '+79160000000', from: '^Bank' }],
+    });
+    const e = loadConfig({ env: { SMSGATE_INBOUND_FORWARD: '[{"to":"+79161234567"}]' } });
+    expect(e.inbound.forward).toEqual([{ to: '+79161234567' }]);
+    expect(errorOf(() => loadConfig({ env: { SMSGATE_INBOUND_FORWARD: 'to=+7916' } }))).toMatchObject({ field: 'inbound.forward' });
   });
 
   it('refuses a bad environment value, naming the variable', () => {
