@@ -62,8 +62,8 @@ export type PartResult =
 
 /** A message stored on the SIM or in the modem. */
 export interface StoredSms {
-  /** SIM, modem, or the status-report storage. */
-  memory: 'SM' | 'ME' | 'SR';
+  /** SIM, modem, both as one (MT), or the status-report storage. */
+  memory: 'SM' | 'ME' | 'MT' | 'SR';
   index: number;
   /** 0 received unread, 1 received read, 2 stored unsent, 3 stored sent. */
   stat: number;
@@ -268,15 +268,22 @@ export class Modem {
   async listMessages(): Promise<StoredSms[]> {
     const out: StoredSms[] = [];
     for (const memory of await this.readMemories()) {
-      const lines = await this.channel.hold(async (session) => {
-        try {
-          await session.run(cpms(memory));
-        } catch (error) {
-          if ((error as SmsgateError).code === ErrorCodes.PortClosed) throw error;
-          return null; // this modem has no such storage (or the SIM is not ready)
-        }
-        return session.run('AT+CMGL=4', { timeoutMs: 30_000 });
-      });
+      let lines: string[] | null;
+      try {
+        lines = await this.channel.hold(async (session) => {
+          try {
+            await session.run(cpms(memory));
+          } catch (error) {
+            if ((error as SmsgateError).code === ErrorCodes.PortClosed) throw error;
+            return null; // this modem has no such storage (or the SIM is not ready)
+          }
+          return session.run('AT+CMGL=4', { timeoutMs: 30_000 });
+        });
+      } catch (error) {
+        // One storage refusing the listing (+CMS ERROR on SR, say) must not hide the others.
+        if ((error as SmsgateError).code === ErrorCodes.PortClosed || (error as SmsgateError).code === ErrorCodes.AtTimeout) throw error;
+        continue;
+      }
       if (lines) out.push(...parseCmgl(lines, memory));
     }
     return out;
@@ -284,14 +291,16 @@ export class Modem {
 
   private memories: StoredSms['memory'][] | undefined;
 
-  /** The storages AT+CPMS=? offers for reading, among SM, ME and SR (asked once; SM and ME when it does not say). */
+  /**
+   * The storages AT+CPMS=? offers for reading, among SM, ME and SR; MT (SM and ME as one) where the modem offers
+   * only that. Asked once it answers; SM and ME while it does not say.
+   */
   private async readMemories(): Promise<StoredSms['memory'][]> {
     if (this.memories) return this.memories;
-    const answer = await this.query('AT+CPMS=?', '+CPMS:');
-    const first = answer === null ? null : /^\(([^)]*)\)/.exec(answer);
-    const offered = first ? first[1]!.split(',').map((m) => m.trim().replace(/"/g, '')) : ['SM', 'ME'];
-    this.memories = (['SM', 'ME', 'SR'] as const).filter((m) => offered.includes(m));
-    if (this.memories.length === 0) this.memories = ['SM', 'ME'];
+    const offered = parseCpmsSupport(await this.query('AT+CPMS=?', '+CPMS:'));
+    if (!offered) return ['SM', 'ME'];
+    const memories = (['SM', 'ME', 'SR'] as const).filter((m) => offered.includes(m));
+    this.memories = memories.some((m) => m !== 'SR') ? memories : offered.includes('MT') ? ['MT', ...memories] : ['SM', 'ME', ...memories];
     return this.memories;
   }
 
@@ -453,9 +462,22 @@ export function parseCsq(value: string | null): number | null {
   return Number.isInteger(rssi) && rssi >= 0 && rssi <= 31 ? rssi : null;
 }
 
-/** AT+CPMS selecting `memory` for reading and deleting (and writing, where that memory can be written). */
+/**
+ * The storages `AT+CPMS=?` offers for <mem1> (reading, deleting): `("SM","ME","SR"),(…),(…)`, also as modems
+ * really write it — quotes missing (`(ME", "SR")`), no parentheses for a single choice (`"SM","SM","SM"`). Null
+ * when the answer says nothing usable.
+ */
+export function parseCpmsSupport(answer: string | null): string[] | null {
+  if (answer === null) return null;
+  const group = /^\s*\(([^)]*)\)/.exec(answer);
+  const list = group ? group[1]!.split(',') : [answer.split(',')[0]!];
+  const names = list.map((m) => m.trim().replace(/"/g, '').toUpperCase()).filter((m) => /^[A-Z_]{2,5}$/.test(m));
+  return names.length > 0 ? names : null;
+}
+
+/** AT+CPMS selecting `memory` for reading and deleting (<mem1>: what AT+CMGL, +CMGR and +CMGD work on). */
 function cpms(memory: StoredSms['memory']): string {
-  return memory === 'SR' ? 'AT+CPMS="SR"' : `AT+CPMS="${memory}","${memory}"`;
+  return `AT+CPMS="${memory}"`;
 }
 
 /** `+CMGL: <index>,<stat>,[<alpha>],<length>` followed by the PDU line. */

@@ -47,7 +47,13 @@ export interface BalanceResult {
 
 /** Currency words and signs, and what they are called (the answers' own spelling is kept otherwise). */
 const CURRENCY = /^(?:рублей|рубля|рубль|руб\.?|р\.?|rub\.?|rur|usd|eur|€|\$|£|uah|грн\.?|kzt|тенге|тг\.?|byn|gbp|pln|zł|try|gel|₽|₸|₴)(?![\p{L}])/iu;
-const NUMBER = /(-|−|минус\s*|minus\s*)?(\d{1,3}(?:[ \u00a0]\d{3})+|\d+)(?:[.,](\d{1,2}))?(?!\d)/gi;
+/**
+ * A number: a sign word or sign, then digits in groups of three (space, no-break space, comma, dot or apostrophe
+ * between them) with decimals after a separator that is not the grouping one ("1 234,56", "1,234.56", "12.345,67"),
+ * or plain digits with decimals ("12,30", "7"). Groups: 1 sign, 2 grouped, 3 its separator, 4 its decimals,
+ * 5 plain, 6 its decimals.
+ */
+const NUMBER = /(-|−|минус\s*|minus\s*)?(?:(\d{1,3}(?:([ \u00a0,.'])\d{3})(?:\3\d{3})*)(?:(?!\3)[.,](\d{1,2}))?|(\d+)(?:[.,](\d{1,2}))?)(?!\d)/gi;
 
 /**
  * The amount in a balance answer: the number after a balance word ("Баланс", "Balance", "Остаток", "Ваш счет",
@@ -64,24 +70,27 @@ export function parseBalance(text: string, pattern?: string | null): { amount: s
     return amount === null ? null : { amount, currency: m.groups?.currency ?? null };
   }
   const skip = datesAndTimes(text);
-  const candidates = [...text.matchAll(NUMBER)].filter((m) => !skip.some(([from, to]) => m.index! < to && m.index! + m[0].length > from));
+  const candidates = [...text.matchAll(NUMBER)].filter(
+    // Not in a date or time; not a phone or account number (seven digits or more, ungrouped).
+    (m) => !skip.some(([from, to]) => m.index! < to && m.index! + m[0].length > from) && !(m[5] !== undefined && m[5].length >= 7),
+  );
   if (candidates.length === 0) return null;
   const keyword = /(баланс|balance|остаток|на сч[её]те|ваш сч[её]т|credit|guthaben|saldo|solde)/iu.exec(text);
   const afterKeyword = keyword ? candidates.find((m) => m.index! >= keyword.index) : undefined;
-  const chosen = afterKeyword ?? candidates.find((m) => m[3] !== undefined) ?? candidates[0]!;
+  const chosen = afterKeyword ?? candidates.find((m) => (m[4] ?? m[6]) !== undefined) ?? candidates[0]!;
   const negative = chosen[1] !== undefined || /-\s*$/.test(text.slice(Math.max(0, chosen.index! - 2), chosen.index!));
-  const amount = `${negative ? '-' : ''}${chosen[2]!.replace(/[ \u00a0]/g, '')}.${(chosen[3] ?? '00').padEnd(2, '0')}`;
+  const amount = `${negative ? '-' : ''}${(chosen[2] ?? chosen[5])!.replace(/[ \u00a0,.']/g, '')}.${(chosen[4] ?? chosen[6] ?? '00').padEnd(2, '0')}`;
   const after = text.slice(chosen.index! + chosen[0].length).trimStart();
   const before = text.slice(0, chosen.index!).trimEnd();
   const currency = CURRENCY.exec(after)?.[0] ?? (/[$€£₽]$/.exec(before)?.[0] ?? null);
   return { amount: amount.replace(/^-0\.00$/, '0.00'), currency: currency ? currency.replace(/\.$/, '') : null };
 }
 
-/** "1 234,5" -> "1234.50"; null when it is no number. */
+/** "1 234,5" -> "1234.50", "1,234.56" -> "1234.56"; null when it is no number. */
 function normalise(raw: string): string | null {
-  const m = /^\s*(-|−)?\s*(\d{1,3}(?:[ \u00a0]\d{3})+|\d+)(?:[.,](\d{1,2}))?\s*$/.exec(raw);
+  const m = new RegExp(`^\\s*${NUMBER.source}\\s*$`, 'i').exec(raw.trim());
   if (!m) return null;
-  return `${m[1] ? '-' : ''}${m[2]!.replace(/[ \u00a0]/g, '')}.${(m[3] ?? '00').padEnd(2, '0')}`;
+  return `${m[1] ? '-' : ''}${(m[2] ?? m[5])!.replace(/[ \u00a0,.']/g, '')}.${(m[4] ?? m[6] ?? '00').padEnd(2, '0')}`;
 }
 
 /** Where the text has dates (24.11.2026, 24/11/26) and times (10:15, 10:15:30): their numbers are no amounts. */
@@ -133,8 +142,24 @@ export class BalanceChecker {
     return run;
   }
 
-  /** A raw USSD request through one of the SIM's channels (the admins' console). */
-  async ussd(simId: number, code: string): Promise<UssdAnswer> {
+  private readonly ussdQueue = new Map<number, Promise<unknown>>();
+
+  /**
+   * A raw USSD request through one of the SIM's channels (the admins' console, the balance checks): one at a time
+   * per SIM, since an answer (+CUSD) does not say which request it answers.
+   */
+  ussd(simId: number, code: string): Promise<UssdAnswer> {
+    const before = this.ussdQueue.get(simId) ?? Promise.resolve();
+    const run = before.catch(() => undefined).then(() => this.ussdNow(simId, code));
+    const tail = run.catch(() => undefined);
+    this.ussdQueue.set(simId, tail);
+    void tail.then(() => {
+      if (this.ussdQueue.get(simId) === tail) this.ussdQueue.delete(simId);
+    });
+    return run;
+  }
+
+  private async ussdNow(simId: number, code: string): Promise<UssdAnswer> {
     const slot = this.options.dispatcher.channels.find((c) => c.simId === simId && c.sender.isOpen && c.healthy && c.sender.ussd);
     if (!slot) throw new SmsgateError(ErrorCodes.NoChannel, `SIM ${simId} has no working channel that can send USSD`, { field: 'sim', retry: 'retry-same' });
     return slot.sender.ussd!(code, this.options.ussdTimeoutMs ?? 30_000);

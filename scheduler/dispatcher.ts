@@ -83,6 +83,8 @@ export interface ChannelSlot {
   busy: boolean;
   healthy: boolean;
   failures: number;
+  /** When re-init last brought it back: a channel failing again soon after is restarted, not re-initialised. */
+  recoveredAt?: number;
 }
 
 export class Dispatcher {
@@ -275,6 +277,12 @@ export class Dispatcher {
         }
         await this.storage.setChannelHealth(slot.channelId, true, null, this.clock());
       } catch (error) {
+        if ((error as SmsgateError).code === ErrorCodes.PortClosed || !slot.sender.isOpen) {
+          // The port went away under the check: the watchdog's business, not a re-init's.
+          slot.busy = false;
+          await this.portClosed(slot, (error as Error).message);
+          continue;
+        }
         if (slot.healthy) await this.storage.logEvent({ kind: 'channel.unhealthy', channelId: slot.channelId, detail: { error: (error as Error).message } });
         // A healthy channel that stops answering is re-initialised at the next check; one that re-init could not
         // bring back is escalated.
@@ -511,11 +519,19 @@ export class Dispatcher {
     slot.healthy = false;
     await this.storage.setChannelHealth(slot.channelId, false, error.message, this.clock());
     await this.storage.logEvent({ kind: 'channel.unhealthy', channelId: slot.channelId, detail: { error: error.message } });
+    // Failing again within 10 minutes of a re-init: re-init does not help this channel; the watchdog restarts it.
+    if (this.watchdog && slot.recoveredAt !== undefined && this.clock() - slot.recoveredAt < 600_000) {
+      this.log(`dispatcher: ${slot.sender.label} keeps failing after re-init; restarting its modem`, { channel: slot.sender.label });
+      slot.recoveredAt = undefined;
+      this.escalate(slot);
+      return;
+    }
     try {
       this.options.observer?.watchdog?.('reinit');
       await slot.sender.recover();
       slot.healthy = true;
       slot.failures = 0;
+      slot.recoveredAt = this.clock();
       await this.storage.setChannelHealth(slot.channelId, true, null, this.clock());
       await this.storage.logEvent({ kind: 'channel.recovered', channelId: slot.channelId });
     } catch (recoverError) {

@@ -7,8 +7,9 @@
  * during a sweep fold into one more. For every received PDU: decode, store (sql/inbox.ts remembers the slot until
  * the delete), then delete it from the modem, then forget the slot — so a crash at any point neither loses a
  * message nor stores it twice. A status report found in storage goes to the dispatcher like a pushed +CDS. A
- * message pushed whole (+CMT) is stored as it comes. Stored outgoing messages (stat 2, 3) are not ours and stay;
- * a PDU that does not decode stays on the modem too, reported once per slot (deleting it would lose it).
+ * message pushed whole (+CMT) is stored as it comes. Stored outgoing messages (stat 2, 3) are not ours and stay.
+ * A PDU that does not decode is stored as it is (encoding "pdu", the hex as its text, sender "(undecodable)") and
+ * deleted like any other: nothing is lost, and a full SIM storage never blocks new messages.
  */
 import { ErrorCodes, type SmsgateError } from '../modem/errors.js';
 import type { StoredSms } from '../modem/modem.js';
@@ -99,8 +100,9 @@ export class InboundCollector {
     if (!this.started) return;
     const now = this.context.clock();
     const sims = new Set(this.context.channels().filter((s) => s.sender.inbox).map((s) => s.simId));
+    // In the background: a modem slow to list its storage must not hold up the housekeeping that calls this.
     for (const simId of sims) {
-      if (now - (this.lastSweep.get(simId) ?? 0) >= (this.options.sweepMs ?? 60_000)) await this.sweep(simId);
+      if (now - (this.lastSweep.get(simId) ?? 0) >= (this.options.sweepMs ?? 60_000)) this.sweepInBackground(simId);
     }
     const surfaced = await this.context.storage.inbox.surfaceExpired(now, this.options.incompleteWaitMs ?? 3_600_000, this.plan);
     for (const message of surfaced) {
@@ -149,12 +151,19 @@ export class InboundCollector {
       // Stored outgoing messages (2 unsent, 3 sent) are someone else's.
       if (sms.stat === 2 || sms.stat === 3) continue;
       const where = `${sms.memory}:${sms.index}`;
-      let decoded: DecodedPdu;
+      let decoded: DecodedPdu | null;
       try {
-        decoded = decodePdu(sms.pdu);
+        decoded = decodePdu(sms.pdu, { tpduLength: sms.length });
       } catch (error) {
-        result.left++;
-        this.once(`${simId}:${where}:${sms.pdu}`, `inbound: the PDU in ${where} of ${slot.sender.label} does not decode (${(error as Error).message}); left on the modem`, simId);
+        this.once(`${simId}:${where}:${sms.pdu}`, `inbound: the PDU in ${where} of ${slot.sender.label} does not decode (${(error as Error).message}); stored as it is`, simId);
+        decoded = null;
+      }
+      if (decoded === null) {
+        const outcome = await this.context.storage.inbox.storePart(rawPart(slot, where, sms.pdu), this.context.clock(), this.plan, this.late);
+        if (outcome.outcome === 'duplicate') result.duplicates++;
+        else result.messages++;
+        this.announce(outcome.message, slot);
+        await this.remove(slot, sms, where, result, true);
         continue;
       }
       if (decoded.type === 'status-report') {
@@ -165,7 +174,7 @@ export class InboundCollector {
         continue;
       }
       if (decoded.type !== 'deliver') continue;
-      const outcome = await this.context.storage.inbox.storePart(partOf(slot, where, sms.pdu, decoded), this.context.clock(), this.plan);
+      const outcome = await this.context.storage.inbox.storePart(partOf(slot, where, sms.pdu, decoded), this.context.clock(), this.plan, this.late);
       if (outcome.outcome === 'duplicate') result.duplicates++;
       else if (outcome.outcome === 'part') result.parts++;
       else result.messages++;
@@ -189,16 +198,22 @@ export class InboundCollector {
 
   /** A message the modem pushed whole (+CMT): stored as it comes; the modem keeps no copy. */
   private async storePushed(slot: ChannelSlot, pdu: string): Promise<void> {
-    let decoded: DecodedPdu;
+    let part: ReceivedPart;
     try {
-      decoded = decodePdu(pdu);
+      const decoded = decodePdu(pdu);
+      if (decoded.type !== 'deliver') return;
+      part = partOf(slot, null, pdu, decoded);
     } catch (error) {
-      this.context.log(`inbound: a pushed PDU on ${slot.sender.label} does not decode (${(error as Error).message}): ${pdu}`, { sim: slot.simId });
-      return;
+      this.context.log(`inbound: a pushed PDU on ${slot.sender.label} does not decode (${(error as Error).message}); stored as it is`, { sim: slot.simId });
+      part = rawPart(slot, null, pdu);
     }
-    if (decoded.type !== 'deliver') return;
-    const outcome = await this.context.storage.inbox.storePart(partOf(slot, null, pdu, decoded), this.context.clock(), this.plan);
+    const outcome = await this.context.storage.inbox.storePart(part, this.context.clock(), this.plan, this.late);
     this.announce(outcome.message, slot);
+  }
+
+  /** How long after its first part a set surfaced incomplete still takes late parts: twice the wait. */
+  private get late(): { lateMs: number } {
+    return { lateMs: 2 * (this.options.incompleteWaitMs ?? 3_600_000) };
   }
 
   private announce(message: InboxMessage | null, slot: ChannelSlot): void {
@@ -217,6 +232,14 @@ export class InboundCollector {
     this.context.log(line, { sim: simId });
   }
 }
+
+/** A PDU that does not decode, kept whole: its hex is the text. */
+function rawPart(slot: ChannelSlot, where: string | null, pdu: string): ReceivedPart {
+  return { simId: slot.simId, channelId: slot.channelId, slot: where, pdu, sender: UNDECODABLE, text: pdu.toUpperCase(), encoding: 'pdu', class: null, sentAt: null, concat: null };
+}
+
+/** The sender of a message whose PDU did not decode. */
+export const UNDECODABLE = '(undecodable)';
 
 /** A decoded SMS-DELIVER as the inbox stores it; 8-bit data is kept as its hex. */
 function partOf(slot: ChannelSlot, where: string | null, pdu: string, decoded: DecodedPdu): ReceivedPart {

@@ -66,33 +66,57 @@ export class Watchdog {
     const imei = await this.imeiOf(slot.channelId);
     if (!imei || this.waiting.has(imei) || this.options.reset === false || !slot.sender.reset || this.stopped) return;
     this.waiting.set(imei, []);
-    const { storage, log } = this.context;
-    let command: string;
+    let waiting = false;
     try {
-      command = await slot.sender.reset();
-    } catch (error) {
-      this.waiting.delete(imei);
-      log(`watchdog: ${slot.sender.label} refused to restart: ${(error as Error).message}`, { channel: slot.sender.label });
-      return;
+      const { storage, log } = this.context;
+      // A sibling channel of the modem in the middle of a send finishes it first (a restart would make it unknown).
+      const siblings = await this.slotsOf(imei);
+      for (let i = 0; i < 600 && siblings.some((s) => s !== slot && s.busy); i++) await new Promise((r) => setTimeout(r, 100));
+      let command: string;
+      try {
+        command = await slot.sender.reset();
+      } catch (error) {
+        log(`watchdog: ${slot.sender.label} refused to restart: ${(error as Error).message}`, { channel: slot.sender.label });
+        return;
+      }
+      await storage.logEvent({ kind: 'channel.reset', channelId: slot.channelId, simId: slot.simId, detail: { port: slot.sender.label, imei, command } }, this.context.clock());
+      this.context.observe('reset');
+      log(`watchdog: restarted the modem on ${slot.sender.label} (${command}); waiting for it to come back`, { channel: slot.sender.label, imei });
+      // Every channel of that modem goes with it.
+      for (const other of await this.slotsOf(imei)) await this.takeOut(other, imei);
+      this.wait(imei);
+      waiting = true;
+    } finally {
+      if (!waiting) this.waiting.delete(imei);
     }
-    await storage.logEvent({ kind: 'channel.reset', channelId: slot.channelId, simId: slot.simId, detail: { port: slot.sender.label, imei, command } }, this.context.clock());
-    this.context.observe('reset');
-    log(`watchdog: restarted the modem on ${slot.sender.label} (${command}); waiting for it to come back`, { channel: slot.sender.label, imei });
-    // Every channel of that modem goes with it.
-    for (const other of await this.slotsOf(imei)) await this.takeOut(other, imei);
-    this.wait(imei);
   }
 
-  /** A channel's port closed by itself: wait for its modem to come back (with the other channels that went too). */
+  /**
+   * A channel's port closed by itself: wait for its modem to come back (with the other channels that went too). A
+   * channel whose modem cannot be recognised (no IMEI, a remote box) is reported lost at once.
+   */
   async lost(slot: ChannelSlot): Promise<void> {
+    if (this.stopped) return;
     const imei = await this.imeiOf(slot.channelId);
-    if (!imei || this.stopped) return;
-    const waiting = this.waiting.has(imei);
-    if (!waiting) this.waiting.set(imei, []);
-    await this.takeOut(slot, imei);
-    if (!waiting) {
-      this.context.log(`watchdog: the port ${slot.sender.label} went away; waiting for its modem (IMEI ${imei}) to come back`, { channel: slot.sender.label, imei });
-      this.wait(imei);
+    if (!imei) {
+      this.context.remove(slot);
+      await slot.sender.close().catch(() => undefined);
+      const reason = `the port ${slot.sender.label} went away, and its modem has no IMEI to find it again by`;
+      await this.context.storage.logEvent({ kind: 'channel.lost', channelId: slot.channelId, simId: slot.simId, detail: { port: slot.sender.label } }, this.context.clock());
+      this.context.observe('lost');
+      this.context.log(`watchdog: ${reason}`, { channel: slot.sender.label });
+      this.options.onLost?.('', [slot.sender.label], reason);
+      return;
+    }
+    const already = this.waiting.has(imei);
+    if (!already) this.waiting.set(imei, []);
+    try {
+      await this.takeOut(slot, imei);
+    } finally {
+      if (!already) {
+        this.context.log(`watchdog: the port ${slot.sender.label} went away; waiting for its modem (IMEI ${imei}) to come back`, { channel: slot.sender.label, imei });
+        this.wait(imei);
+      }
     }
   }
 
@@ -119,42 +143,56 @@ export class Watchdog {
     this.tasks.add(task);
   }
 
+  /**
+   * Looks for the modem until each channel that went away is back or the time is up. Ports are paired with the
+   * channels in their natural order (ttyUSB2 before ttyUSB10), as USB enumerates a modem's interfaces; a modem that
+   * comes back one port at a time is taken back one port at a time.
+   */
   private async waitFor(imei: string): Promise<void> {
     const { storage, log } = this.context;
     const until = Date.now() + (this.options.reappearMs ?? 90_000);
+    const natural = (a: string, b: string) => a.localeCompare(b, undefined, { numeric: true });
+    const taken = new Set<string>();
+    let back = 0;
     while (!this.stopped && Date.now() < until) {
       await new Promise((r) => setTimeout(r, this.options.pollMs ?? 2_000));
       if (this.stopped) return;
-      const ports = (await this.options.find(imei).catch(() => [] as string[])).sort();
+      const gone = this.waiting.get(imei) ?? [];
+      if (gone.length === 0) break;
+      const ports = (await this.options.find(imei).catch(() => [] as string[])).filter((p) => !taken.has(p)).sort(natural);
       if (ports.length === 0) continue;
-      const gone = [...(this.waiting.get(imei) ?? [])].sort((a, b) => a.port.localeCompare(b.port));
-      if (gone.length === 0) return;
-      const simId = gone[0]!.simId;
-      const moved: { from: string; to: string }[] = [];
-      for (let i = 0; i < ports.length; i++) {
-        const port = ports[i]!;
-        const old = gone[i];
+      gone.sort((a, b) => natural(a.port, b.port));
+      for (const port of ports) {
+        const old = gone[0];
+        if (!old) break;
         let sender: SmsSender;
         try {
           sender = await this.options.open(port);
         } catch (error) {
-          log(`watchdog: the modem (IMEI ${imei}) is back on ${port} but does not open: ${(error as Error).message}`, { imei, channel: port });
+          log(`watchdog: the modem (IMEI ${imei}) is back on ${port} but does not open yet: ${(error as Error).message}`, { imei, channel: port });
           continue;
         }
-        const channel = old ? await storage.moveChannel(old.channelId, port, this.context.clock()) : await storage.upsertChannel({ port, imei, simId });
-        await storage.setChannelHealth(channel.id, true, null, this.context.clock());
-        this.context.add(channel.id, old?.simId ?? simId, sender);
-        moved.push({ from: old?.port ?? '', to: port });
-        await storage.logEvent({ kind: 'channel.back', channelId: channel.id, simId: old?.simId ?? simId, detail: { imei, from: old?.port ?? null, to: port } }, this.context.clock());
+        try {
+          const channel = await storage.moveChannel(old.channelId, port, this.context.clock());
+          await storage.setChannelHealth(channel.id, true, null, this.context.clock());
+          await storage.logEvent({ kind: 'channel.back', channelId: channel.id, simId: old.simId, detail: { imei, from: old.port, to: port } }, this.context.clock());
+          this.context.add(channel.id, old.simId, sender);
+        } catch (error) {
+          await sender.close().catch(() => undefined);
+          log(`watchdog: taking ${port} back failed: ${(error as Error).message}`, { imei, channel: port });
+          continue;
+        }
+        gone.shift();
+        taken.add(port);
+        back++;
+        this.context.observe('back');
+        log(`watchdog: the modem (IMEI ${imei}) is back: ${old.port === port ? port : `${old.port} -> ${port}`}`, { imei, channel: port });
       }
-      if (moved.length === 0) continue;
-      this.context.observe('back');
-      log(`watchdog: the modem (IMEI ${imei}) is back: ${moved.map((m) => (m.from && m.from !== m.to ? `${m.from} -> ${m.to}` : m.to)).join(', ')}`, { imei });
-      return;
     }
     if (this.stopped) return;
     const gone = this.waiting.get(imei) ?? [];
-    const reason = `the modem (IMEI ${imei}) did not come back within ${Math.round((this.options.reappearMs ?? 90_000) / 1000)} s`;
+    if (gone.length === 0) return;
+    const reason = `the modem (IMEI ${imei}) did not come back within ${Math.round((this.options.reappearMs ?? 90_000) / 1000)} s${back > 0 ? ` (${gone.length} of its ports)` : ''}`;
     for (const g of gone) {
       await storage.setChannelHealth(g.channelId, false, reason, this.context.clock());
       await storage.logEvent({ kind: 'channel.lost', channelId: g.channelId, simId: g.simId, detail: { imei, port: g.port } }, this.context.clock());

@@ -61,7 +61,8 @@ export function inboxRoutes(router: Router, services: Services): void {
       target: user.role === 'admin' ? d.target : null,
       state: d.state,
       attempts: d.attempts,
-      last_error: d.lastError,
+      // Errors may quote a hook's output: also the admins' business.
+      last_error: user.role === 'admin' ? d.lastError : null,
       done_at: iso(d.doneAt),
     }));
     res.json({ ...inboxView(m, await simMap(storage)), deliveries });

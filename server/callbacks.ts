@@ -106,12 +106,14 @@ export class CallbackWorker {
     await this.running;
   }
 
-  /** Posts what is due now (one pass at a time). */
+  /** Posts what is due now (one pass at a time). Never rejects: a failed pass (the database away) is logged. */
   wake(): Promise<void> {
     if (this.stopped) return Promise.resolve();
-    this.running ??= this.runOnce().finally(() => {
-      this.running = null;
-    });
+    this.running ??= this.runOnce()
+      .catch((error: unknown) => this.log(`callbacks: a pass failed: ${(error as Error).message}`))
+      .finally(() => {
+        this.running = null;
+      });
     return this.running;
   }
 

@@ -68,6 +68,21 @@ export function commandEnv(m: InboxMessage, sim: Sim | undefined, event: string)
   };
 }
 
+/**
+ * The whole environment of a hook: a few of the gateway's own (PATH, HOME, locale, time zone) and the message's —
+ * not the rest of the gateway's (its database URL may hold a password). NUL cannot be in an environment: dropped.
+ */
+function hookEnv(message: Record<string, string>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const name of ['PATH', 'HOME', 'LANG', 'LC_ALL', 'TZ', 'USER', 'LOGNAME']) {
+    const value = process.env[name];
+    if (value !== undefined) env[name] = value;
+  }
+  env.PATH ??= '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
+  for (const [name, value] of Object.entries(message)) env[name] = value.replace(/\0/g, '');
+  return env;
+}
+
 /** The text a forwarding rule sends: the sender, then the message. */
 export function forwardText(m: InboxMessage): string {
   return `From ${m.sender}: ${m.text}`;
@@ -97,49 +112,43 @@ export class DeliveryWorker {
     await this.running;
   }
 
-  /** Delivers what is due now (one pass at a time; a call during a pass returns that pass). */
+  /** Delivers what is due now (one pass at a time; a call during a pass returns that pass). Never rejects. */
   wake(): Promise<void> {
     if (this.stopped) return Promise.resolve();
-    this.running ??= this.runOnce().finally(() => {
-      this.running = null;
-    });
+    this.running ??= this.runOnce()
+      .catch((error: unknown) => this.log(`deliveries: a pass failed: ${(error as Error).message}`))
+      .finally(() => {
+        this.running = null;
+      });
     return this.running;
   }
 
-  /** One pass: up to 4 deliveries at once. */
+  /**
+   * One pass: 4 at a time, each batch claimed just before it runs (so a lease never ages while its delivery
+   * waits its turn), until nothing is due or 100 went.
+   */
   async runOnce(): Promise<void> {
-    const now = this.clock();
     const longest = Math.max(this.options.timeoutMs, this.options.commandTimeoutMs);
-    const due = await this.options.storage.inbox.claimDeliveries(this.owner, now, longest + 30_000, 100);
-    if (due.length === 0) return;
-    const sims = await simMap(this.options.storage);
-    const workers = Array.from({ length: Math.min(4, due.length) }, async () => {
-      for (let d = due.shift(); d; d = due.shift()) {
-        try {
-          await this.deliver(d, sims);
-        } catch (error) {
-          this.log(`delivery ${d.id} (${d.kind}): ${(error as Error).message}`);
-        }
-      }
-    });
-    await Promise.all(workers);
+    for (let done = 0; done < 100 && !this.stopped; ) {
+      const due = await this.options.storage.inbox.claimDeliveries(this.owner, this.clock(), longest + 30_000, 4);
+      if (due.length === 0) return;
+      const sims = await simMap(this.options.storage);
+      await Promise.all(due.map((d) => this.deliver(d, sims)));
+      done += due.length;
+    }
   }
 
   private async deliver(d: Delivery, sims: Map<number, Sim>): Promise<void> {
     const { storage } = this.options;
-    const message = d.inboxId === null ? null : await storage.inbox.get(d.inboxId);
-    const event = d.payload ?? 'inbox.received';
+    let message: InboxMessage | null = null;
     let problem: string | null;
-    if (d.kind !== 'alert' && !message) problem = `received message ${d.inboxId} is gone`;
-    else if (d.kind === 'webhook' || d.kind === 'alert') {
-      const body = d.kind === 'alert' ? d.payload! : JSON.stringify({ event, message: inboxView(message!, sims) });
-      const name = d.kind === 'alert' ? String((JSON.parse(d.payload!) as { event?: unknown }).event ?? 'alert') : event;
-      problem = await postSigned(d.target, body, { secret: this.options.secret, event: name, timeoutMs: this.options.timeoutMs, at: this.clock(), agent: 'smsgate-inbox' });
-    } else if (d.kind === 'command') problem = await this.runCommand(message!, sims.get(message!.simId ?? -1), event);
-    else problem = await this.options.forward(d, message!, forwardText(message!)).then(
-      () => null,
-      (error: Error) => error.message,
-    );
+    try {
+      message = d.inboxId === null ? null : await storage.inbox.get(d.inboxId);
+      problem = await this.attempt(d, message, sims);
+    } catch (error) {
+      // Whatever went wrong counts as a failed attempt: a delivery never loops on an exception.
+      problem = (error as Error).message;
+    }
     const attempt = d.attempts + 1;
     const now = this.clock();
     const fields = { delivery_id: d.id, inbox_id: d.inboxId, kind: d.kind, target: d.target, attempt };
@@ -158,6 +167,21 @@ export class DeliveryWorker {
     this.log(`${d.kind} delivery ${d.id} to ${d.target} failed (attempt ${attempt}), retrying: ${problem}`, fields);
   }
 
+  /** One try at a delivery; null when it went through, else what went wrong. */
+  private async attempt(d: Delivery, message: InboxMessage | null, sims: Map<number, Sim>): Promise<string | null> {
+    const event = d.payload ?? 'inbox.received';
+    if (d.kind !== 'alert' && !message) return `received message ${d.inboxId} is gone`;
+    if (d.kind === 'webhook' || d.kind === 'alert') {
+      // The delivery id lets a receiver drop a repeat (a post that went through but whose answer was lost).
+      const body = d.kind === 'alert' ? d.payload! : JSON.stringify({ event, delivery_id: d.id, message: inboxView(message!, sims) });
+      const name = d.kind === 'alert' ? String((JSON.parse(d.payload!) as { event?: unknown }).event ?? 'alert') : event;
+      return postSigned(d.target, body, { secret: this.options.secret, event: name, timeoutMs: this.options.timeoutMs, at: this.clock(), agent: 'smsgate-inbox' });
+    }
+    if (d.kind === 'command') return this.runCommand(message!, sims.get(message!.simId ?? -1), event);
+    await this.options.forward(d, message!, forwardText(message!));
+    return null;
+  }
+
   /** Runs the command hook; null when it exited 0, else what went wrong. */
   private runCommand(m: InboxMessage, sim: Sim | undefined, event: string): Promise<string | null> {
     const [program, ...args] = this.options.command;
@@ -166,7 +190,7 @@ export class DeliveryWorker {
       execFile(
         program,
         [...args, String(m.id)],
-        { env: { ...process.env, ...commandEnv(m, sim, event) }, timeout: this.options.commandTimeoutMs, killSignal: 'SIGKILL', maxBuffer: 1 << 20 },
+        { env: hookEnv(commandEnv(m, sim, event)), timeout: this.options.commandTimeoutMs, killSignal: 'SIGKILL', maxBuffer: 1 << 20 },
         (error, _stdout, stderr) => {
           if (!error) return resolve(null);
           const e = error as NodeJS.ErrnoException & { killed?: boolean; code?: number | string };

@@ -3,8 +3,10 @@
  * forwarding rules) that sql/inbox.ts writes with each message, and how a forward is queued.
  *
  * The rules' SIMs and users are looked up once at start-up (a rule naming a SIM or user that does not exist is
- * reported and left inactive). A message is never forwarded when its sender is the rule's own number or one of
- * the gateway's SIMs — two SIMs forwarding to each other would otherwise loop for ever.
+ * reported and left inactive). A message is forwarded when it shows (complete, or surfaced incomplete), and once more
+ * when a late part completes it. It is never forwarded when its sender is the rule's own number or one of the
+ * gateway's SIMs (national and international forms alike, the SIMs as they are when the forward runs) — two SIMs
+ * forwarding to each other would otherwise loop for ever — nor when its PDU did not decode.
  */
 import type { Delivery, DeliveryPlan, InboxMessage, NewDelivery } from '../sql/inbox.js';
 import type { Sim, Storage, User } from '../sql/storage.js';
@@ -27,7 +29,8 @@ export interface InboundSetup {
   rules: ActiveRule[];
 }
 
-const digits = (n: string) => n.replace(/\D/g, '');
+/** The last 10 digits: national and international forms of one number ("8916…", "+7916…") agree on them. */
+const tail = (n: string) => n.replace(/\D/g, '').slice(-10);
 
 export async function inboundSetup(config: Config, storage: Storage, log: LogFn): Promise<InboundSetup> {
   const sims = await storage.listSims();
@@ -45,17 +48,16 @@ export async function inboundSetup(config: Config, storage: Storage, log: LogFn)
       log(`${where} is not in force: ${(error as Error).message}`);
     }
   });
-  const ours = new Set(sims.map((s: Sim) => s.number).filter((n): n is string => !!n).map(digits));
   const plan: DeliveryPlan = (message, event) => {
     const out: NewDelivery[] = [];
     for (const url of config.inbound.webhooks) out.push({ kind: 'webhook', target: url, payload: `inbox.${event}` });
     if (config.inbound.command.length > 0) out.push({ kind: 'command', target: config.inbound.command[0]!, payload: `inbox.${event}` });
-    // A message is forwarded once, when it first shows (complete, or surfaced incomplete).
-    if (event === 'received') {
+    const forward = event === 'received' || (event === 'updated' && message.complete);
+    if (forward && message.encoding !== 'pdu') {
       for (const rule of rules) {
         if (rule.simId !== null && rule.simId !== message.simId) continue;
         if (rule.from && !rule.from.test(message.sender)) continue;
-        if (digits(message.sender) === digits(rule.to) || ours.has(digits(message.sender))) continue;
+        if (tail(message.sender) === tail(rule.to)) continue;
         out.push({ kind: 'forward', target: rule.to, payload: JSON.stringify({ rule: rule.index }) });
       }
     }
@@ -65,6 +67,11 @@ export async function inboundSetup(config: Config, storage: Storage, log: LogFn)
     const { rule: index } = JSON.parse(delivery.payload ?? '{}') as { rule?: number };
     const rule = rules.find((r) => r.index === index) ?? rules.find((r) => r.to === delivery.target);
     if (!rule) throw new Error(`the forwarding rule of delivery ${delivery.id} is no longer configured`);
+    const ours = (await storage.listSims()).some((sim: Sim) => sim.number !== null && tail(sim.number) === tail(message.sender) && /\d{5}/.test(message.sender));
+    if (ours) {
+      log(`received message ${message.id} not forwarded to ${rule.to}: it came from one of the gateway's SIMs`, { inbox_id: message.id });
+      return;
+    }
     const cut = text.length > config.send.maxTextLength ? `${text.slice(0, config.send.maxTextLength - 1)}…` : text;
     // The msg_id makes a retry after a crash find the message queued the first time.
     const prepared = await prepareSend({ to: rule.to, text: cut, msgId: `forward-${delivery.id}` }, rule.user, 'forward', config.send, storage);

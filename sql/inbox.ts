@@ -184,7 +184,7 @@ export class InboxStore {
   constructor(private readonly db: Db) {}
 
   /** Stores one received PDU (see the theory above); safe to call again with the same PDU and slot. */
-  async storePart(part: ReceivedPart, now: number, plan: DeliveryPlan): Promise<StoreResult> {
+  async storePart(part: ReceivedPart, now: number, plan: DeliveryPlan, options: { lateMs?: number } = {}): Promise<StoreResult> {
     return this.db.tx(async (tx) => {
       if (part.slot !== null) {
         const hash = hashOf(part.pdu);
@@ -204,17 +204,19 @@ export class InboxStore {
       const all = (
         await tx.all<Row>(`SELECT * FROM inbox_parts WHERE sim_id = ? AND sender = ? AND concat_key = ? ORDER BY id${forUpdate(tx)}`, [part.simId, part.sender, key])
       ).map(toPart);
+      // The network may deliver a part again (a lost acknowledgement), even after its set completed.
+      if (all.some((p) => p.seq === seq && p.pdu.toUpperCase() === part.pdu.toUpperCase())) return { outcome: 'duplicate', message: null };
       let waiting = all.filter((p) => p.inboxId === null);
-      const same = waiting.find((p) => p.seq === seq);
-      if (same && same.pdu.toUpperCase() === part.pdu.toUpperCase()) return { outcome: 'duplicate', message: null };
-      if (same) {
+      const reused = waiting.some((p) => p.seq === seq);
+      if (reused) {
         // The reference came round again for a new message: the old set goes out as it is.
         await this.surface(tx, part.simId, part.sender, key, waiting, now, plan);
         waiting = [];
       }
-      if (waiting.length === 0) {
-        // A late part of a set that already surfaced incomplete (newest first) completes it.
-        const late = await this.lateSet(tx, all, seq);
+      if (waiting.length === 0 && !reused) {
+        // A late part of a set that surfaced incomplete not long ago (newest first) completes it; an older one is
+        // another message that happens to use the same reference.
+        const late = await this.lateSet(tx, all, seq, now - (options.lateMs ?? 86_400_000));
         if (late !== null) {
           await this.insertPart(tx, part, key, late, now);
           const parts = [...all.filter((p) => p.inboxId === late), { ...toPartOf(part), inboxId: late }];
@@ -390,9 +392,9 @@ export class InboxStore {
     return message;
   }
 
-  /** The incomplete message (newest first) among a set's surfaced parts that lacks part `seq`, if any. */
-  private async lateSet(tx: Db, all: PartRow[], seq: number): Promise<number | null> {
-    const ids = [...new Set(all.filter((p) => p.inboxId !== null).map((p) => p.inboxId!))].sort((a, b) => b - a);
+  /** The incomplete message (newest first) among a set's surfaced parts received since `since` that lacks part `seq`. */
+  private async lateSet(tx: Db, all: PartRow[], seq: number, since: number): Promise<number | null> {
+    const ids = [...new Set(all.filter((p) => p.inboxId !== null && p.receivedAt >= since).map((p) => p.inboxId!))].sort((a, b) => b - a);
     for (const id of ids) {
       if (all.some((p) => p.inboxId === id && p.seq === seq)) continue;
       const [row] = await tx.all<Row>('SELECT complete FROM inbox WHERE id = ?', [id]);

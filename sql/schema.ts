@@ -214,6 +214,7 @@ export const MIGRATIONS: string[][] = [
     ) {table}`,
     `CREATE INDEX inbox_sim ON inbox (sim_id, id)`,
     `CREATE INDEX inbox_sender ON inbox (sender, id)`,
+    `CREATE INDEX inbox_received ON inbox (received_at)`,
     // Parts of concatenated messages, kept until their set is complete (and afterwards, to build its text again
     // when a late part of a set surfaced as incomplete comes in).
     `CREATE TABLE inbox_parts (

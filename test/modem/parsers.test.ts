@@ -1,6 +1,6 @@
 /** The small parsers of modem answers, on real devices' replies where Gammu's data has them. */
 import { describe, expect, it } from 'vitest';
-import { cleanValue, parseCmgl, parseCnum, parseCops, parseCreg, parseCsq, parseIccid, valueOf } from '../../modem/modem.js';
+import { cleanValue, parseCmgl, parseCnum, parseCops, parseCpmsSupport, parseCreg, parseCsq, parseIccid, valueOf } from '../../modem/modem.js';
 import { swapNibbles } from '../../modem/simulator/sim-modem.js';
 import { fixture, fixtureNames } from '../helpers/fixtures.js';
 
@@ -74,4 +74,22 @@ describe('identity answers', () => {
       { memory: 'SM', index: 2, stat: 0, length: 29, pdu },
     ]);
   });
+});
+
+describe('message storages (AT+CPMS=?) from real devices', () => {
+  const expected: Record<string, string[] | null> = {
+    'at-cpms/alcatel-s320.dump': ['SM', 'ME', 'SM_P', 'ME_P', 'MT'],
+    'at-cpms/brovi-e3372-325.dump': ['SM', 'ME'],
+    'at-cpms/generic.dump': ['SM', 'ME'],
+    'at-cpms/samsung-j700.dump': null, // "+CPMS: " and nothing: the default storages are tried
+    'at-cpms-sm/iwow.dump': ['SM'], // no parentheses: one choice
+    'at-cpms-sr/generic.dump': ['ME', 'SR'], // a quote missing
+  };
+  for (const [path, storages] of Object.entries(expected)) {
+    it(`${path} -> ${JSON.stringify(storages)}`, () => {
+      const [dir, name] = path.split('/') as [string, string];
+      const line = fixture('gammu', dir, name).split(/\r?\n/).find((l) => l.startsWith('+CPMS:'))!;
+      expect(parseCpmsSupport(valueOf([line], '+CPMS:'))).toEqual(storages);
+    });
+  }
 });

@@ -18,6 +18,10 @@ describe('parseBalance', () => {
     ['На счете 87 руб.', '87.00', 'руб'],
     ['Guthaben: 4,99 EUR', '4.99', 'EUR'],
     ['Balans 0.00', '0.00', null],
+    ['Balance: $1,234.56', '1234.56', '$'],
+    ['Saldo: 12.345,67 EUR', '12345.67', 'EUR'],
+    ['Balance for 79161234567: 150 rub', '150.00', 'rub'],
+    ["Solde: 1'250.00 CHF", '1250.00', null],
   ])('%s -> %s %s', (text, amount, currency) => {
     expect(parseBalance(text)).toEqual({ amount, currency });
   });

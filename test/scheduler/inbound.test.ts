@@ -107,20 +107,34 @@ describe('inbound messages', () => {
     await modemEmpty(g);
   });
 
-  it('leaves stored outgoing messages (stat 2, 3) and undecodable PDUs on the modem', async () => {
+  it('leaves stored outgoing messages (stat 2, 3) on the modem; an undecodable PDU is stored as it is and deleted', async () => {
     const g = await gateway({ sweepMs: 3_600_000 });
     const modem = g.sim.sim.modem(0);
     const { encodeSubmit } = await import('../../modem/pdu/index.js');
-    modem.store('SM', 2, encodeSubmit({ to: '+79030000000', text: 'draft' }).parts[0]!.pdu);
-    modem.store('SM', 0, '0791FFFF'); // cut short
-    modem.deliver('+79031234567', 'real one');
-    await inboxOf(g, 1);
     await g.dispatcher.inbound.sweep(g.sims[0]!.id);
-    // Both still there (the unread one now read: AT+CMGL marks it so).
-    expect(modem.list('SM').map((m) => [m.stat, m.pdu])).toEqual([
-      [2, expect.any(String)],
-      [1, '0791FFFF'],
+    modem.store('SM', 2, encodeSubmit({ to: '+79030000000', text: 'draft' }).parts[0]!.pdu);
+    modem.store('SM', 0, '00040B91'); // an SMS-DELIVER cut short in its sender's address
+    modem.deliver('+79031234567', 'real one');
+    const rows = await inboxOf(g, 2);
+    expect(rows.map((r) => [r.sender, r.encoding, r.text])).toEqual([
+      ['(undecodable)', 'pdu', '00040B91'],
+      ['+79031234567', 'gsm7', 'real one'],
     ]);
+    await g.dispatcher.inbound.sweep(g.sims[0]!.id);
+    expect(modem.list('SM').map((m) => m.stat)).toEqual([2]);
+  });
+
+  it('a part the network delivers again after its set completed is a duplicate, not a new message', async () => {
+    const g = await gateway({ sweepMs: 3_600_000 });
+    const modem = g.sim.sim.modem(0);
+    const stamp = '2026-11-24T11:00:00+03:00';
+    modem.deliver('+79031234567', long, { reference: 33, timestamp: stamp });
+    await inboxOf(g, 1);
+    await modemEmpty(g);
+    modem.deliver('+79031234567', long, { parts: [2], reference: 33, timestamp: stamp });
+    await modemEmpty(g);
+    expect(await g.storage.inbox.waitingParts()).toEqual([]);
+    expect(await g.storage.inbox.list()).toHaveLength(1);
   });
 
   it('a message stored but not deleted (a crash between) is deleted by the next sweep, not stored twice', async () => {
