@@ -98,6 +98,8 @@ export class Dispatcher {
   private again = false;
   private stopped = false;
   private readonly inFlight = new Set<Promise<void>>();
+  /** Drain batches in a row that started no send (see drainOnce). */
+  private fruitless = 0;
   /** When the messages no idle SIM may take were last looked at (at most once a second). */
   private lastUnroutableLook = 0;
   /**
@@ -205,6 +207,7 @@ export class Dispatcher {
       return;
     }
     this.draining = (async () => {
+      this.fruitless = 0;
       do {
         this.again = false;
         try {
@@ -318,7 +321,11 @@ export class Dispatcher {
     // What the idle SIMs may take first; then a few that none may take, to tell their users why they wait (they
     // are looked at again after recheckMs, so they never crowd out the messages that can go).
     const simIds = [...new Set(idle.map((s) => s.simId))];
-    const claimed = await this.storage.claimDue(this.owner, now, leaseMs, idle.length * 4, { simIds });
+    // As many as there are idle channels: each claimed message that cannot go now costs a write to give it back.
+    // When all came and channels are still idle after (some could not go: pacing, quota), the drain runs again.
+    const claimed = await this.storage.claimDue(this.owner, now, leaseMs, idle.length, { simIds });
+    const full = claimed.length === idle.length;
+    let started = 0;
     if (now - this.lastUnroutableLook >= 1000) {
       this.lastUnroutableLook = now;
       claimed.push(...(await this.storage.claimDue(this.owner, now, leaseMs, 8, { simIds, unroutable: true })));
@@ -363,7 +370,16 @@ export class Dispatcher {
       state.sim = { ...state.sim, lastSentAt: now };
       slot.busy = true;
       state.idleChannel = this.slots.some((s) => s.simId === state.sim.id && ready(s));
-      const send = this.send(message, slot, choice.sim, period)
+      // Frees the channel once: when the modem is done with this message (the bookkeeping may go on after it, while
+      // the channel already sends the next one).
+      let released = false;
+      const release = () => {
+        if (released) return;
+        released = true;
+        slot.busy = false;
+        this.wake();
+      };
+      const send = this.send(message, slot, choice.sim, period, release)
         .catch((error: unknown) => {
           // The database failed us mid-send: the message stays under its lease, and becomes 'unknown' (if it went
           // out) or is released when the lease expires — never lost, never resent by itself.
@@ -371,36 +387,41 @@ export class Dispatcher {
         })
         .finally(() => {
           this.inFlight.delete(send);
-          slot.busy = false;
-          this.wake();
+          release();
         });
       this.inFlight.add(send);
+      started++;
     }
+    // Channels still idle after a full batch: the next messages may go (or get their reason). A few batches in a
+    // row that start nothing are the limit: messages handed back for "now" must not make the drain spin.
+    this.fruitless = started > 0 ? 0 : this.fruitless + 1;
+    if (full && this.fruitless < 8 && this.slots.some(ready)) this.again = true;
   }
 
+  /** Every SIM as the rules see it now: three queries, however many SIMs. */
   private async simStates(now: number): Promise<SimState[]> {
-    const out: SimState[] = [];
-    for (const sim of await this.storage.listSims()) {
+    const sims = await this.storage.listSims();
+    const owners = await this.storage.allSimOwners();
+    const usages = await this.storage.usages(sims.map((sim) => ({ simId: sim.id, period: billingPeriod(sim.billingDay, now) })));
+    return sims.map((sim) => {
       const slots = this.slots.filter((s) => s.simId === sim.id && s.sender.isOpen);
-      const usage = await this.storage.usage(sim.id, billingPeriod(sim.billingDay, now));
-      out.push({
+      const usage = usages.get(`${sim.id}:${billingPeriod(sim.billingDay, now)}`)!;
+      return {
         sim,
-        owners: await this.storage.simOwners(sim.id),
+        owners: owners.get(sim.id) ?? [],
         idleChannel: slots.some((s) => !s.busy && s.healthy),
         healthyChannel: slots.some((s) => s.healthy),
         taken: usage.used + usage.reserved,
-      });
-    }
-    return out;
+      };
+    });
   }
 
-  private async send(message: Message, slot: ChannelSlot, sim: Sim, period: string): Promise<void> {
+  private async send(message: Message, slot: ChannelSlot, sim: Sim, period: string, release: () => void): Promise<void> {
     const start = this.clock();
     if (!(await this.storage.markSending(message.id, this.owner, { simId: sim.id, channelId: slot.channelId, leaseMs: this.options.sendLeaseMs ?? 600_000 }, start))) {
       await this.storage.commitParts(sim.id, period, message.parts, 0);
       return;
     }
-    await this.storage.markSimSent(sim.id, start);
     if (message.attempts === 0) this.options.observer?.started(Math.max(0, start - (message.sendAt ?? message.createdAt)));
     let results: PartResult[];
     try {
@@ -422,11 +443,14 @@ export class Dispatcher {
       return;
     }
     const refs = results.flatMap((r) => (r.status === 'sent' ? [r.reference] : []));
-    await this.storage.commitParts(sim.id, period, message.parts, refs.length);
     const failed = results.find((r) => r.status === 'failed');
     const now = this.clock();
     if (!failed) {
       slot.failures = 0;
+      // The channel is free now: the next message's claim and AT+CMGS go ahead while this one's bookkeeping is done
+      // (its state stays `sending` meanwhile, as during the send: a crash now leaves it `unknown`, never resent).
+      release();
+      await this.storage.commitParts(sim.id, period, message.parts, refs.length);
       await this.storage.markSent(message.id, this.owner, refs, now);
       await this.storage.logEvent({ kind: 'message.sent', messageId: message.id, simId: sim.id, channelId: slot.channelId, detail: { refs } }, now);
       this.log(`message ${message.id} sent: ${refs.length} part(s) in ${now - start} ms`, { message_id: message.id, sim: sim.id, channel: slot.sender.label, result: 'sent', refs });
@@ -434,6 +458,7 @@ export class Dispatcher {
       this.options.observer?.finished('sent', sim.id);
       return;
     }
+    await this.storage.commitParts(sim.id, period, message.parts, refs.length);
     const error = (failed as { error: SmsgateError }).error;
     const errorText = error.message;
     const attempts = message.attempts + 1;

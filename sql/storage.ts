@@ -720,6 +720,17 @@ export class Storage {
     });
   }
 
+  /** Every SIM's owners, in one query (the dispatcher's view). */
+  async allSimOwners(): Promise<Map<number, number[]>> {
+    const out = new Map<number, number[]>();
+    for (const r of await this.db.all<Row>('SELECT sim_id, user_id FROM sim_owners ORDER BY sim_id, user_id')) {
+      const list = out.get(num(r.sim_id)) ?? [];
+      list.push(num(r.user_id));
+      out.set(num(r.sim_id), list);
+    }
+    return out;
+  }
+
   async simOwners(simId: number): Promise<number[]> {
     return (await this.db.all<Row>('SELECT user_id FROM sim_owners WHERE sim_id = ? ORDER BY user_id', [simId])).map((r) => num(r.user_id));
   }
@@ -727,10 +738,6 @@ export class Storage {
   /** SIMs the user owns or shares. */
   async simsOfUser(userId: number): Promise<Sim[]> {
     return (await this.db.all<Row>('SELECT s.* FROM sims s JOIN sim_owners o ON o.sim_id = s.id WHERE o.user_id = ? ORDER BY s.id', [userId])).map(toSim);
-  }
-
-  async markSimSent(simId: number, at: number): Promise<void> {
-    await this.db.run('UPDATE sims SET last_sent_at = ? WHERE id = ?', [at, simId]);
   }
 
   async upsertChannel(channel: { boxId?: number; port: string; imei?: string | null; simId?: number | null }): Promise<Channel> {
@@ -1012,13 +1019,21 @@ export class Storage {
    * Written before the first AT+CMGS: the message is `sending` through this SIM and channel, an attempt is counted,
    * and the lease is extended to cover the send. False when the caller no longer holds the lease.
    */
+  /**
+   * The message is about to go out (before any AT+CMGS): `sending`, its attempt counted, and — in the same
+   * transaction, one commit for both — the SIM's last send time, which pacing reads.
+   */
   async markSending(id: number, owner: string, via: { simId: number; channelId: number | null; leaseMs: number }, now = Date.now()): Promise<boolean> {
-    const r = await this.db.run(
-      `UPDATE messages SET state = 'sending', attempts = attempts + 1, sim_id = ?, channel_id = ?, lease_expires_at = ?, reason = NULL, updated_at = ?
-       WHERE id = ? AND lease_owner = ? AND state = 'queued'`,
-      [via.simId, via.channelId, now + via.leaseMs, now, id, owner],
-    );
-    return r.changes === 1;
+    return this.db.tx(async (tx) => {
+      const r = await tx.run(
+        `UPDATE messages SET state = 'sending', attempts = attempts + 1, sim_id = ?, channel_id = ?, lease_expires_at = ?, reason = NULL, updated_at = ?
+         WHERE id = ? AND lease_owner = ? AND state = 'queued'`,
+        [via.simId, via.channelId, now + via.leaseMs, now, id, owner],
+      );
+      if (r.changes !== 1) return false;
+      await tx.run('UPDATE sims SET last_sent_at = ? WHERE id = ?', [now, via.simId]);
+      return true;
+    });
   }
 
   async markSent(id: number, owner: string, partRefs: number[], now = Date.now()): Promise<boolean> {
@@ -1283,6 +1298,17 @@ export class Storage {
   }
 
   // ---- quota
+
+  /** The usage of several SIMs in their periods, in one query; keyed "simId:period". */
+  async usages(pairs: { simId: number; period: string }[]): Promise<Map<string, Usage>> {
+    const out = new Map<string, Usage>();
+    if (pairs.length === 0) return out;
+    const periods = [...new Set(pairs.map((p) => p.period))];
+    const rows = await this.db.all<Row>(`SELECT sim_id, period, parts_used, parts_reserved FROM sim_usage WHERE period IN (${periods.map(() => '?').join(', ')})`, periods);
+    for (const row of rows) out.set(`${num(row.sim_id)}:${String(row.period)}`, { used: num(row.parts_used), reserved: num(row.parts_reserved) });
+    for (const p of pairs) if (!out.has(`${p.simId}:${p.period}`)) out.set(`${p.simId}:${p.period}`, { used: 0, reserved: 0 });
+    return out;
+  }
 
   async usage(simId: number, period: string): Promise<Usage> {
     const [row] = await this.db.all<Row>('SELECT parts_used, parts_reserved FROM sim_usage WHERE sim_id = ? AND period = ?', [simId, period]);
