@@ -208,7 +208,10 @@ interface Load {
   samples: number;
   rssMeanMiB: number;
   rssPeakMiB: number;
-  /** VmHWM at the end of the window: the most the process ever held resident, start included. */
+  /**
+   * VmHWM at the end of the window: the most the process ever held resident, start included, as the kernel keeps
+   * it. The kernel updates its mark lazily, so it can read a little below the sampled peak.
+   */
   hwmMiB: number;
 }
 
