@@ -359,12 +359,20 @@ export class Dispatcher {
       const state = sims.find((s) => s.sim.id === choice.sim.id)!;
       const slot = this.slots.find((s) => s.simId === choice.sim.id && ready(s))!;
       const period = billingPeriod(choice.sim.billingDay, now);
-      if (!(await this.storage.reserveParts(choice.sim.id, period, message.parts, choice.sim.monthlyQuota))) {
+      // Quota reserved and the message `sending` (before any AT+CMGS), in one transaction.
+      const outcome = await this.storage.startSending(
+        message.id,
+        this.owner,
+        { simId: choice.sim.id, channelId: slot.channelId, leaseMs: this.options.sendLeaseMs ?? 600_000, period, parts: message.parts, quota: choice.sim.monthlyQuota },
+        now,
+      );
+      if (outcome === 'quota') {
         // Another gateway process took the quota meanwhile.
         state.taken = Number.MAX_SAFE_INTEGER;
         await this.storage.release(message.id, this.owner, { reason: 'quota exhausted on all SIMs', nextAttemptAt: now + (this.options.recheckMs ?? 15_000) });
         continue;
       }
+      if (outcome === 'lost') continue; // no longer ours (cancelled, or its lease taken)
       // What this batch has taken counts for the next messages of the batch.
       state.taken += message.parts;
       state.sim = { ...state.sim, lastSentAt: now };
@@ -418,10 +426,6 @@ export class Dispatcher {
 
   private async send(message: Message, slot: ChannelSlot, sim: Sim, period: string, release: () => void): Promise<void> {
     const start = this.clock();
-    if (!(await this.storage.markSending(message.id, this.owner, { simId: sim.id, channelId: slot.channelId, leaseMs: this.options.sendLeaseMs ?? 600_000 }, start))) {
-      await this.storage.commitParts(sim.id, period, message.parts, 0);
-      return;
-    }
     if (message.attempts === 0) this.options.observer?.started(Math.max(0, start - (message.sendAt ?? message.createdAt)));
     let results: PartResult[];
     try {
@@ -450,9 +454,14 @@ export class Dispatcher {
       // The channel is free now: the next message's claim and AT+CMGS go ahead while this one's bookkeeping is done
       // (its state stays `sending` meanwhile, as during the send: a crash now leaves it `unknown`, never resent).
       release();
-      await this.storage.commitParts(sim.id, period, message.parts, refs.length);
-      await this.storage.markSent(message.id, this.owner, refs, now);
-      await this.storage.logEvent({ kind: 'message.sent', messageId: message.id, simId: sim.id, channelId: slot.channelId, detail: { refs } }, now);
+      await this.storage.completeSend(
+        message.id,
+        this.owner,
+        refs,
+        { simId: sim.id, period, reserved: message.parts },
+        { kind: 'message.sent', messageId: message.id, simId: sim.id, channelId: slot.channelId, detail: { refs } },
+        now,
+      );
       this.log(`message ${message.id} sent: ${refs.length} part(s) in ${now - start} ms`, { message_id: message.id, sim: sim.id, channel: slot.sender.label, result: 'sent', refs });
       if (message.report && this.unmatchedReports.length > 0) await this.retryReports(sim.id);
       this.options.observer?.finished('sent', sim.id);

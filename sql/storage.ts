@@ -100,6 +100,15 @@ export type SimSettings = Partial<
   >
 >;
 
+/** An event to log. */
+export interface EventIn {
+  kind: string;
+  messageId?: number | null;
+  simId?: number | null;
+  channelId?: number | null;
+  detail?: unknown;
+}
+
 /** One balance check of a SIM: the amount read from the answer, or why there is none. */
 export interface BalanceRecord {
   id: number;
@@ -1036,14 +1045,56 @@ export class Storage {
     });
   }
 
-  async markSent(id: number, owner: string, partRefs: number[], now = Date.now()): Promise<boolean> {
-    const r = await this.db.run(
+  async markSent(id: number, owner: string, partRefs: number[], now = Date.now(), db: Db = this.db): Promise<boolean> {
+    const r = await db.run(
       `UPDATE messages SET state = 'sent', part_refs = ?, sent_at = ?, lease_owner = NULL, lease_expires_at = NULL,
          error_code = NULL, error_text = NULL, reason = NULL, updated_at = ?, ${NOTIFY}
        WHERE id = ? AND lease_owner = ? AND state = 'sending'`,
       [JSON.stringify(partRefs), now, now, now, id, owner],
     );
     return r.changes === 1;
+  }
+
+  /**
+   * A send went through, in one transaction (one commit on the dispatcher's busiest path): the quota reservation
+   * becomes use, the message `sent` with its part references, and the event logged. False when the lease was lost
+   * (nothing is changed then but the quota, which was spent either way).
+   */
+  async completeSend(id: number, owner: string, partRefs: number[], usage: { simId: number; period: string; reserved: number }, event: EventIn, now = Date.now()): Promise<boolean> {
+    return this.db.tx(async (tx) => {
+      await this.commitParts(usage.simId, usage.period, usage.reserved, partRefs.length, tx);
+      const ok = await this.markSent(id, owner, partRefs, now, tx);
+      if (ok) await this.logEvent(event, now, tx);
+      return ok;
+    });
+  }
+
+  /**
+   * Before the first AT+CMGS of a claimed message, in one transaction: its parts reserved from the SIM's quota for
+   * the period, the message `sending` with its attempt counted, the SIM's last send time (pacing). 'quota' when the
+   * parts do not fit (another process took them), 'lost' when the message is no longer ours to send.
+   */
+  async startSending(
+    id: number,
+    owner: string,
+    via: { simId: number; channelId: number | null; leaseMs: number; period: string; parts: number; quota: number | null },
+    now = Date.now(),
+  ): Promise<'started' | 'quota' | 'lost'> {
+    return this.db.tx(async (tx) => {
+      if (!(await this.reserve(tx, via.simId, via.period, via.parts, via.quota))) return 'quota';
+      const r = await tx.run(
+        `UPDATE messages SET state = 'sending', attempts = attempts + 1, sim_id = ?, channel_id = ?, lease_expires_at = ?, reason = NULL, updated_at = ?
+         WHERE id = ? AND lease_owner = ? AND state = 'queued'`,
+        [via.simId, via.channelId, now + via.leaseMs, now, id, owner],
+      );
+      if (r.changes !== 1) {
+        // Not ours any more: the reservation goes back with the rest of the transaction's work.
+        await this.commitParts(via.simId, via.period, via.parts, 0, tx);
+        return 'lost';
+      }
+      await tx.run('UPDATE sims SET last_sent_at = ? WHERE id = ?', [now, via.simId]);
+      return 'started';
+    });
   }
 
   /** A failed attempt that may be retried: back to `queued` at `nextAttemptAt`, the error kept. */
@@ -1317,19 +1368,21 @@ export class Storage {
 
   /** Reserves `parts` of the SIM's quota for `period` (null quota = unlimited); false when they do not fit. */
   async reserveParts(simId: number, period: string, parts: number, quota: number | null): Promise<boolean> {
-    return this.db.tx(async (tx) => {
-      const [row] = await tx.all<Row>(`SELECT parts_used, parts_reserved FROM sim_usage WHERE sim_id = ? AND period = ?${this.forUpdate()}`, [simId, period]);
-      const taken = row ? num(row.parts_used) + num(row.parts_reserved) : 0;
-      if (quota !== null && taken + parts > quota) return false;
-      if (row) await tx.run('UPDATE sim_usage SET parts_reserved = parts_reserved + ? WHERE sim_id = ? AND period = ?', [parts, simId, period]);
-      else await tx.run('INSERT INTO sim_usage (sim_id, period, parts_used, parts_reserved) VALUES (?, ?, 0, ?)', [simId, period, parts]);
-      return true;
-    });
+    return this.db.tx((tx) => this.reserve(tx, simId, period, parts, quota));
+  }
+
+  private async reserve(tx: Db, simId: number, period: string, parts: number, quota: number | null): Promise<boolean> {
+    const [row] = await tx.all<Row>(`SELECT parts_used, parts_reserved FROM sim_usage WHERE sim_id = ? AND period = ?${this.forUpdate()}`, [simId, period]);
+    const taken = row ? num(row.parts_used) + num(row.parts_reserved) : 0;
+    if (quota !== null && taken + parts > quota) return false;
+    if (row) await tx.run('UPDATE sim_usage SET parts_reserved = parts_reserved + ? WHERE sim_id = ? AND period = ?', [parts, simId, period]);
+    else await tx.run('INSERT INTO sim_usage (sim_id, period, parts_used, parts_reserved) VALUES (?, ?, 0, ?)', [simId, period, parts]);
+    return true;
   }
 
   /** Turns a reservation into use: `sent` parts went out (the rest of the reservation is released). */
-  async commitParts(simId: number, period: string, reserved: number, sent: number): Promise<void> {
-    await this.db.run(
+  async commitParts(simId: number, period: string, reserved: number, sent: number, db: Db = this.db): Promise<void> {
+    await db.run(
       'UPDATE sim_usage SET parts_reserved = CASE WHEN parts_reserved >= ? THEN parts_reserved - ? ELSE 0 END, parts_used = parts_used + ? WHERE sim_id = ? AND period = ?',
       [reserved, reserved, sent, simId, period],
     );
@@ -1337,8 +1390,8 @@ export class Storage {
 
   // ---- events
 
-  async logEvent(event: { kind: string; messageId?: number | null; simId?: number | null; channelId?: number | null; detail?: unknown }, at = Date.now()): Promise<void> {
-    await this.db.run('INSERT INTO events (at, kind, message_id, sim_id, channel_id, detail) VALUES (?, ?, ?, ?, ?, ?)', [
+  async logEvent(event: EventIn, at = Date.now(), db: Db = this.db): Promise<void> {
+    await db.run('INSERT INTO events (at, kind, message_id, sim_id, channel_id, detail) VALUES (?, ?, ?, ?, ?, ?)', [
       at,
       event.kind,
       event.messageId ?? null,

@@ -239,6 +239,25 @@ describe.each(engines)('storage on %s', (_engine, makeUrl) => {
     expect((await store.claimDue('gw-b', 40_000, 30_000, 10)).map((m) => m.text)).toEqual(['urgent', 'old', 'later']);
   });
 
+  it('starts a send with its quota reserved and completes it with the quota used, in one transaction each', async () => {
+    const sim = await store.upsertSim({ imsi: '250020000000077' });
+    const [m, n] = (await store.enqueue([message({ parts: 2 }), message({ parts: 2 })], 0)).messages;
+    await store.claimDue('gw', 0, 60_000, 2);
+    const via = { simId: sim.id, channelId: 3, leaseMs: 60_000, period: '2026-11', parts: 2, quota: 3 };
+    expect(await store.startSending(m!.id, 'other', via, 5)).toBe('lost');
+    expect(await store.usage(sim.id, '2026-11')).toEqual({ used: 0, reserved: 0 });
+    expect(await store.startSending(m!.id, 'gw', via, 5)).toBe('started');
+    expect(await store.getMessage(m!.id)).toMatchObject({ state: 'sending', attempts: 1, simId: sim.id, channelId: 3 });
+    expect((await store.getSim(sim.id))!.lastSentAt).toBe(5);
+    // Two more parts do not fit a quota of 3.
+    expect(await store.startSending(n!.id, 'gw', via, 6)).toBe('quota');
+    expect(await store.getMessage(n!.id)).toMatchObject({ state: 'queued', attempts: 0 });
+    expect(await store.completeSend(m!.id, 'gw', [7, 8], { simId: sim.id, period: '2026-11', reserved: 2 }, { kind: 'message.sent', messageId: m!.id, detail: { refs: [7, 8] } }, 9)).toBe(true);
+    expect(await store.usage(sim.id, '2026-11')).toEqual({ used: 2, reserved: 0 });
+    expect(await store.getMessage(m!.id)).toMatchObject({ state: 'sent', partRefs: [7, 8], sentAt: 9 });
+    expect((await store.listEvents({ messageId: m!.id })).map((e) => e.kind)).toEqual(['message.sent']);
+  });
+
   it('walks a message through sending and sent; only the lease owner may', async () => {
     const [m] = (await store.enqueue([message({ parts: 2 })], 0)).messages;
     await store.claimDue('gw-a', 0, 1000, 1);
