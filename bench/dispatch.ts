@@ -5,15 +5,16 @@
  * (p50/p99), as JSON and a short table.
  * Ratios are measured in one run, on whatever machine runs it; nothing here asserts a speed.
  *
- *   npm run bench:dispatch -- [--channels 1,4,8] [--latency 200] [--messages 400] [--idle-samples 50]
+ *   npm run bench:dispatch -- [--channels 1,4,8] [--latency 200] [--messages 400] [--idle-samples 50] [--inline-simulator]
  */
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Simulator } from '../modem/simulator/simulator.js';
 import { Dispatcher } from '../scheduler/dispatcher.js';
-import { attachModems } from '../scheduler/pool.js';
+import { type FoundModem, attachModems } from '../scheduler/pool.js';
 import { openStorage } from '../sql/index.js';
 import { PROJECT_ROOT } from '../server/version.js';
 
@@ -35,11 +36,55 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
 }
 
-async function run(channels: number, latencyMs: number, messages: number, idleSamples: number): Promise<Run> {
+interface Modems {
+  modemsFound(): FoundModem[];
+  records(): { time: string; commandAt: number; port: string }[];
+  stop(): Promise<void>;
+}
+
+/**
+ * The simulated modems: in a process of their own by default (`smsgate simulate`), as real modems are outside the
+ * gateway — their pty traffic and timers then do not share the gateway's event loop; or in this process.
+ */
+async function startModems(dir: string, channels: number, latencyMs: number, separate: boolean): Promise<Modems> {
+  if (!separate) {
+    const sim = await Simulator.start({ dir, modems: channels, latencyMs, firstIndex: 5000 });
+    return { modemsFound: () => sim.modemsFound(), records: () => sim.records(), stop: () => sim.stop() };
+  }
+  const child = spawn(process.execPath, [join(PROJECT_ROOT, 'dist', 'server', 'smsgate.js'), 'simulate', '--dir', dir, '--modems', String(channels), '--latency', String(latencyMs), '--first', '5000'], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const info = await new Promise<{ network: string; modems: { imei: string; imsi: string; iccid: string; number: string | null; ports: { path: string; at: boolean }[] }[] }>((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (out.includes('\n')) resolve(JSON.parse(out.slice(0, out.indexOf('\n'))));
+    });
+    child.once('exit', (code) => reject(new Error(`smsgate simulate exited (${code}) before it printed its modems`)));
+  });
+  return {
+    modemsFound: () => info.modems.map((m) => ({ imei: m.imei, identity: { imsi: m.imsi, iccid: m.iccid, number: m.number, operator: 'MegaFon' }, ports: m.ports.filter((p) => p.at).map((p) => p.path) })),
+    records: () =>
+      existsSync(info.network)
+        ? readFileSync(info.network, 'utf8')
+            .split('\n')
+            .filter((l) => l.trim() !== '')
+            .map((l) => JSON.parse(l) as { time: string; commandAt: number; port: string })
+        : [],
+    stop: async () => {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+async function run(channels: number, latencyMs: number, messages: number, idleSamples: number, separate: boolean): Promise<Run> {
   const root = mkdtempSync(join(tmpdir(), 'smsgate-bench-'));
   const lockDir = join(root, 'lock');
   mkdirSync(lockDir);
-  const sim = await Simulator.start({ dir: join(root, 'dev'), modems: channels, latencyMs, firstIndex: 5000 });
+  const sim = await startModems(join(root, 'dev'), channels, latencyMs, separate);
   const storage = await openStorage(`sqlite:${join(root, 'bench.db')}`);
   const admin = await storage.createUser({ name: 'bench', passwordHash: 'x', role: 'admin' });
   const dispatcher = new Dispatcher({ storage, cron: false });
@@ -87,14 +132,17 @@ async function run(channels: number, latencyMs: number, messages: number, idleSa
   };
 }
 
-const { values } = parseArgs({ options: { channels: { type: 'string' }, latency: { type: 'string' }, messages: { type: 'string' }, 'idle-samples': { type: 'string' } } });
+const { values } = parseArgs({
+  options: { channels: { type: 'string' }, latency: { type: 'string' }, messages: { type: 'string' }, 'idle-samples': { type: 'string' }, 'inline-simulator': { type: 'boolean' } },
+});
+const separate = !values['inline-simulator'];
 const channelCounts = (values.channels ?? '1,4,8').split(',').map(Number);
 const latencyMs = Number(values.latency ?? 200);
 const messages = Number(values.messages ?? 400);
 const runs: Run[] = [];
 const idleSamples = Number(values['idle-samples'] ?? 50);
-for (const n of channelCounts) runs.push(await run(n, latencyMs, messages, idleSamples));
-const result = { bench: 'dispatch', date: new Date().toISOString(), machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version }, runs };
+for (const n of channelCounts) runs.push(await run(n, latencyMs, messages, idleSamples, separate));
+const result = { bench: 'dispatch', simulator: separate ? 'separate process' : 'in process', date: new Date().toISOString(), machine: { cpus: cpus().length, model: cpus()[0]?.model, node: process.version }, runs };
 mkdirSync(join(PROJECT_ROOT, 'bench', 'results'), { recursive: true });
 writeFileSync(join(PROJECT_ROOT, 'bench', 'results', 'dispatch.json'), `${JSON.stringify(result, null, 2)}\n`);
 console.log(JSON.stringify(result));

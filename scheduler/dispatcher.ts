@@ -53,6 +53,8 @@ export interface DispatcherOptions {
    * been sent; 'resend' queues it again at once, accepting that the recipient may get it twice.
    */
   onUnknown?: 'hold' | 'resend';
+  /** Let a busy channel claim its next message in advance (default true). */
+  prefetch?: boolean;
   /** Run the cron ticks (default true; tests may drive wake() themselves). */
   cron?: boolean;
   clock?: () => number;
@@ -85,6 +87,10 @@ export interface ChannelSlot {
   failures: number;
   /** When re-init last brought it back: a channel failing again soon after is restarted, not re-initialised. */
   recoveredAt?: number;
+  /** Busy with a send (not a health check or re-init): only then may it take its next message in advance. */
+  sending?: boolean;
+  /** The message this busy channel sends next, claimed in advance (see drainOnce). */
+  next?: { message: Message; sim: Sim; period: string } | null;
 }
 
 export class Dispatcher {
@@ -308,6 +314,10 @@ export class Dispatcher {
   /** A channel whose port is gone: out of service; the watchdog (if any) waits for the modem to come back. */
   private async portClosed(slot: ChannelSlot, why: string): Promise<void> {
     slot.healthy = false;
+    if (slot.next && !slot.sending) {
+      this.giveBack(slot.next.message);
+      slot.next = null;
+    }
     await this.storage.setChannelHealth(slot.channelId, false, `port closed: ${why}`, this.clock());
     if (this.watchdog) await this.watchdog.lost(slot);
     if (this.slots.includes(slot)) this.slots.splice(this.slots.indexOf(slot), 1);
@@ -315,16 +325,20 @@ export class Dispatcher {
 
   private async drainOnce(): Promise<void> {
     const idle = this.slots.filter(ready);
-    if (idle.length === 0) return;
+    // A busy channel takes its next message in advance (claimed, not yet started), so that it starts the moment the
+    // modem is done: no claim between two sends on the busiest path.
+    const spare = this.options.prefetch === false ? [] : this.slots.filter(spareFor);
+    if (idle.length + spare.length === 0) return;
     const now = this.clock();
     const leaseMs = this.options.leaseMs ?? 60_000;
     // What the idle SIMs may take first; then a few that none may take, to tell their users why they wait (they
     // are looked at again after recheckMs, so they never crowd out the messages that can go).
-    const simIds = [...new Set(idle.map((s) => s.simId))];
-    // As many as there are idle channels: each claimed message that cannot go now costs a write to give it back.
+    const simIds = [...new Set([...idle, ...spare].map((s) => s.simId))];
+    // As many as there are channels to fill: each claimed message that cannot go now costs a write to give it back.
     // When all came and channels are still idle after (some could not go: pacing, quota), the drain runs again.
-    const claimed = await this.storage.claimDue(this.owner, now, leaseMs, idle.length, { simIds });
-    const full = claimed.length === idle.length;
+    const limit = idle.length + spare.length;
+    const claimed = await this.storage.claimDue(this.owner, now, leaseMs, limit, { simIds });
+    const full = claimed.length === limit;
     let started = 0;
     if (now - this.lastUnroutableLook >= 1000) {
       this.lastUnroutableLook = now;
@@ -357,53 +371,95 @@ export class Dispatcher {
         continue;
       }
       const state = sims.find((s) => s.sim.id === choice.sim.id)!;
-      const slot = this.slots.find((s) => s.simId === choice.sim.id && ready(s))!;
       const period = billingPeriod(choice.sim.billingDay, now);
-      // Quota reserved and the message `sending` (before any AT+CMGS), in one transaction.
-      const outcome = await this.storage.startSending(
-        message.id,
-        this.owner,
-        { simId: choice.sim.id, channelId: slot.channelId, leaseMs: this.options.sendLeaseMs ?? 600_000, period, parts: message.parts, quota: choice.sim.monthlyQuota },
-        now,
-      );
-      if (outcome === 'quota') {
-        // Another gateway process took the quota meanwhile.
-        state.taken = Number.MAX_SAFE_INTEGER;
-        await this.storage.release(message.id, this.owner, { reason: 'quota exhausted on all SIMs', nextAttemptAt: now + (this.options.recheckMs ?? 15_000) });
-        continue;
-      }
-      if (outcome === 'lost') continue; // no longer ours (cancelled, or its lease taken)
       // What this batch has taken counts for the next messages of the batch.
       state.taken += message.parts;
       state.sim = { ...state.sim, lastSentAt: now };
-      slot.busy = true;
-      state.idleChannel = this.slots.some((s) => s.simId === state.sim.id && ready(s));
-      // Frees the channel once: when the modem is done with this message (the bookkeeping may go on after it, while
-      // the channel already sends the next one).
-      let released = false;
-      const release = () => {
-        if (released) return;
-        released = true;
-        slot.busy = false;
-        this.wake();
-      };
-      const send = this.send(message, slot, choice.sim, period, release)
-        .catch((error: unknown) => {
-          // The database failed us mid-send: the message stays under its lease, and becomes 'unknown' (if it went
-          // out) or is released when the lease expires — never lost, never resent by itself.
-          this.log(`dispatcher: message ${message.id}: ${(error as Error).message}`);
-        })
-        .finally(() => {
-          this.inFlight.delete(send);
-          release();
-        });
-      this.inFlight.add(send);
-      started++;
+      const slot = this.slots.find((s) => s.simId === choice.sim.id && ready(s));
+      if (!slot) {
+        // Only a busy channel of this SIM could take it (see simStates): it is that channel's next message.
+        this.slots.find((s) => s.simId === choice.sim.id && spareFor(s))!.next = { message, sim: choice.sim, period };
+      } else if (await this.launch(message, slot, choice.sim, period, now)) started++;
+      else state.taken -= message.parts;
+      state.idleChannel = this.slots.some((s) => s.simId === state.sim.id && (ready(s) || (spareFor(s) && prefetchable(state.sim))));
     }
     // Channels still idle after a full batch: the next messages may go (or get their reason). A few batches in a
     // row that start nothing are the limit: messages handed back for "now" must not make the drain spin.
     this.fruitless = started > 0 ? 0 : this.fruitless + 1;
     if (full && this.fruitless < 8 && this.slots.some(ready)) this.again = true;
+  }
+
+  /**
+   * Starts a claimed message on a channel: quota reserved and the message `sending` (before any AT+CMGS), in one
+   * transaction, then the send in the background. False when it cannot start (quota taken by another process, or
+   * the message no longer ours): the channel is then left as it was.
+   */
+  private async launch(message: Message, slot: ChannelSlot, sim: Sim, period: string, now: number): Promise<boolean> {
+    slot.busy = true;
+    const outcome = await this.storage.startSending(
+      message.id,
+      this.owner,
+      { simId: sim.id, channelId: slot.channelId, leaseMs: this.options.sendLeaseMs ?? 600_000, period, parts: message.parts, quota: sim.monthlyQuota },
+      now,
+    );
+    if (outcome !== 'started') {
+      slot.busy = false;
+      slot.sending = false;
+      // Another gateway process took the quota meanwhile; a lost message is no longer ours (cancelled, lease taken).
+      if (outcome === 'quota') await this.storage.release(message.id, this.owner, { reason: 'quota exhausted on all SIMs', nextAttemptAt: now + (this.options.recheckMs ?? 15_000) });
+      return false;
+    }
+    // Frees the channel once, when the modem is done with this message (the bookkeeping may go on after it): the
+    // channel's next message, if it has one, starts at once; else the channel is idle and the dispatcher wakes.
+    slot.sending = true;
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      slot.sending = false;
+      const next = slot.next;
+      slot.next = null;
+      if (next && slot.healthy && slot.sender.isOpen && !this.stopped && this.slots.includes(slot)) {
+        this.launch(next.message, slot, next.sim, next.period, this.clock())
+          .then((ok) => {
+            if (!ok) this.wake();
+          })
+          .catch((error: unknown) => {
+            slot.busy = false;
+            slot.sending = false;
+            this.log(`dispatcher: message ${next.message.id}: ${(error as Error).message}`);
+            this.wake();
+          });
+        return;
+      }
+      slot.busy = false;
+      if (next) this.giveBack(next.message);
+      this.wake();
+    };
+    const send = this.send(message, slot, sim, period, release)
+      .catch((error: unknown) => {
+        // The database failed us mid-send: the message stays under its lease, and becomes 'unknown' (if it went
+        // out) or is released when the lease expires — never lost, never resent by itself.
+        this.log(`dispatcher: message ${message.id}: ${(error as Error).message}`);
+      })
+      .finally(() => {
+        this.inFlight.delete(send);
+        release();
+      });
+    this.inFlight.add(send);
+    return true;
+  }
+
+  /** A message claimed in advance that its channel will not send after all: back to the queue at once. */
+  private giveBack(message: Message): void {
+    const done: Promise<void> = this.storage
+      .release(message.id, this.owner, { nextAttemptAt: this.clock() })
+      .then(
+        () => undefined,
+        (error: unknown) => this.log(`dispatcher: message ${message.id} stays claimed until its lease ends: ${(error as Error).message}`),
+      )
+      .finally(() => this.inFlight.delete(done));
+    this.inFlight.add(done);
   }
 
   /** Every SIM as the rules see it now: three queries, however many SIMs. */
@@ -417,7 +473,7 @@ export class Dispatcher {
       return {
         sim,
         owners: owners.get(sim.id) ?? [],
-        idleChannel: slots.some((s) => !s.busy && s.healthy),
+        idleChannel: slots.some((s) => ready(s) || (spareFor(s) && prefetchable(sim) && this.options.prefetch !== false)),
         healthyChannel: slots.some((s) => s.healthy),
         taken: usage.used + usage.reserved,
       };
@@ -573,6 +629,16 @@ export class Dispatcher {
       this.escalate(slot);
     }
   }
+}
+
+/** A channel busy sending that has no next message yet (it may take one in advance). */
+function spareFor(slot: ChannelSlot): boolean {
+  return slot.busy && slot.sending === true && slot.healthy && slot.sender.isOpen && !slot.next;
+}
+
+/** A SIM whose next message may be claimed in advance: no pacing and no quiet hours to respect between two sends. */
+function prefetchable(sim: Sim): boolean {
+  return sim.pacingMs === 0 && sim.quietStart === null && sim.enabled;
 }
 
 /** A channel that can take a message now: idle, healthy, its port open. */
