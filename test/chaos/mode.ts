@@ -15,7 +15,7 @@ export const MODE: ChaosMode = process.env.SMSGATE_CHAOS === 'long' ? 'long' : '
 const long = MODE === 'long';
 
 /** How much each test does in this mode. */
-export const SCALE = {
+export const SCALE: Readonly<Record<'crashRounds' | 'sharedMessages' | 'faultMessages' | 'apiRuns' | 'codecRuns', number>> = {
   /** kill -9 rounds while a real `smsgate serve` drains (crash.test.ts). */
   crashRounds: long ? 20 : 5,
   /** Messages two gateway processes on one MariaDB drain between them (shared-db.test.ts). */
@@ -26,7 +26,7 @@ export const SCALE = {
   apiRuns: long ? 3000 : 200,
   /** Random texts per codec property (codec.test.ts). */
   codecRuns: long ? 3000 : 300,
-} as const;
+};
 
 export const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'test-results', 'chaos');
 
