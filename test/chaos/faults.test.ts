@@ -12,7 +12,7 @@
  *   message's events (an attempt that failed after N parts, or one cut off) — no unrecorded duplicate;
  * - each fault did what its class says (21 failed at once, 38 and no service moved on to another SIM, 42 retried);
  * - each SIM's quota counter holds exactly the parts its events say went out, with nothing left reserved.
- * 150 messages in the short form, 600 in the long one (mode.ts).
+ * 150 messages and one round of faults in the short form, 600 messages and four rounds in the long one (mode.ts).
  */
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -27,6 +27,7 @@ import { type TestGateway, startGateway } from '../helpers/gateway.js';
 import { SCALE, allMessages, writeFigures } from './mode.js';
 
 const MESSAGES = SCALE.faultMessages;
+const ROUNDS = SCALE.faultRounds;
 const MODEMS = 4;
 const gateways: TestGateway[] = [];
 afterAll(async () => {
@@ -118,34 +119,40 @@ describe('modem faults while draining', () => {
     await g.storage.enqueue(items);
     g.dispatcher.wake();
 
-    // The fault schedule, each step when the drain has got this far (the share of messages in a final state).
+    // The fault schedule, each step when the drain has got this far (the share of messages in a final state). One
+    // round in the short form; in the long form the round repeats over the drain, each time on other modems.
     const faults: string[] = [];
-    const steps: { at: number; name: string; run: () => Promise<void> | void }[] = [
-      {
-        at: 0.05,
-        name: 'cms 21 (permanent) x2 on modem 0, 38 (retry-other) x3 on modem 1, 42 (retry-same) x3 on modem 2',
-        run: () => {
-          sim.fault(0, { type: 'cms', code: 21, times: 2 });
-          sim.fault(1, { type: 'cms', code: 38, times: 3 });
-          sim.fault(2, { type: 'cms', code: 42, times: 3 });
+    const steps: { at: number; name: string; run: () => Promise<void> | void }[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      const m = (k: number) => (k + round) % MODEMS;
+      const at = (share: number) => (round + share) / ROUNDS;
+      steps.push(
+        {
+          at: at(0.05),
+          name: `cms 21 (permanent) x2 on modem ${m(0)}, 38 (retry-other) x3 on modem ${m(1)}, 42 (retry-same) x3 on modem ${m(2)}`,
+          run: () => {
+            sim.fault(m(0), { type: 'cms', code: 21, times: 2 });
+            sim.fault(m(1), { type: 'cms', code: 38, times: 3 });
+            sim.fault(m(2), { type: 'cms', code: 42, times: 3 });
+          },
         },
-      },
-      { at: 0.2, name: 'modem 3 hangs (3 commands unanswered)', run: () => sim.fault(3, { type: 'hang', times: 3 }) },
-      { at: 0.3, name: 'modem 1 unplugged', run: () => sim.unplug(1) },
-      { at: 0.42, name: 'modem 1 replugged', run: async () => void (await sim.replug(1)) },
-      { at: 0.5, name: 'modem 2 loses registration', run: () => sim.fault(2, { type: 'unregister' }) },
-      { at: 0.62, name: 'modem 2 registered again', run: () => sim.fault(2, { type: 'register' }) },
-      {
-        at: 0.7,
-        name: 'cms 21 x1 on modem 3, 38 x2 on modem 0, 42 x2 on modem 1, modem 0 hangs (2 commands)',
-        run: () => {
-          sim.fault(3, { type: 'cms', code: 21, times: 1 });
-          sim.fault(0, { type: 'cms', code: 38, times: 2 });
-          sim.fault(1, { type: 'cms', code: 42, times: 2 });
-          sim.fault(0, { type: 'hang', times: 2 });
+        { at: at(0.2), name: `modem ${m(3)} hangs (3 commands unanswered)`, run: () => sim.fault(m(3), { type: 'hang', times: 3 }) },
+        { at: at(0.3), name: `modem ${m(1)} unplugged`, run: () => sim.unplug(m(1)) },
+        { at: at(0.42), name: `modem ${m(1)} replugged`, run: async () => void (await sim.replug(m(1))) },
+        { at: at(0.5), name: `modem ${m(2)} loses registration`, run: () => sim.fault(m(2), { type: 'unregister' }) },
+        { at: at(0.62), name: `modem ${m(2)} registered again`, run: () => sim.fault(m(2), { type: 'register' }) },
+        {
+          at: at(0.7),
+          name: `cms 21 x1 on modem ${m(3)}, 38 x2 on modem ${m(0)}, 42 x2 on modem ${m(1)}, modem ${m(0)} hangs (2 commands)`,
+          run: () => {
+            sim.fault(m(3), { type: 'cms', code: 21, times: 1 });
+            sim.fault(m(0), { type: 'cms', code: 38, times: 2 });
+            sim.fault(m(1), { type: 'cms', code: 42, times: 2 });
+            sim.fault(m(0), { type: 'hang', times: 2 });
+          },
         },
-      },
-    ];
+      );
+    }
 
     const finalCount = async () => {
       const c = await g.storage.countByState();
@@ -298,7 +305,7 @@ describe('modem faults while draining', () => {
     expect(problems).toEqual([]);
     expect(quota).toEqual([]);
     expect({ lost, unrecorded, strays }).toEqual({ lost: 0, unrecorded: 0, strays: 0 });
-    expect(faults).toHaveLength(7);
+    expect(faults).toHaveLength(7 * ROUNDS);
     // Every fault class was met, and did what its class says.
     expect(classes.permanent).toBeGreaterThan(0);
     expect(classes.permanentFailedAtOnce).toBe(classes.permanent);

@@ -15,13 +15,15 @@ export const MODE: ChaosMode = process.env.SMSGATE_CHAOS === 'long' ? 'long' : '
 const long = MODE === 'long';
 
 /** How much each test does in this mode. */
-export const SCALE: Readonly<Record<'crashRounds' | 'sharedMessages' | 'faultMessages' | 'apiRuns' | 'codecRuns', number>> = {
+export const SCALE: Readonly<Record<'crashRounds' | 'sharedMessages' | 'faultMessages' | 'faultRounds' | 'apiRuns' | 'codecRuns', number>> = {
   /** kill -9 rounds while a real `smsgate serve` drains (crash.test.ts). */
   crashRounds: long ? 20 : 5,
   /** Messages two gateway processes on one MariaDB drain between them (shared-db.test.ts). */
   sharedMessages: long ? 2000 : 300,
   /** Messages drained through faulty modems (faults.test.ts). */
   faultMessages: long ? 600 : 150,
+  /** Rounds of the fault schedule over that drain. */
+  faultRounds: long ? 4 : 1,
   /** Random requests against the HTTP ways in (api-fuzz.test.ts), in all. */
   apiRuns: long ? 3000 : 200,
   /** Random texts per codec property (codec.test.ts). */
