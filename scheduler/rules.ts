@@ -124,12 +124,17 @@ export function selectSim(candidate: Candidate, sims: SimState[], now: number, o
     return s.idleChannel;
   });
   const choosable = ready.filter((s) => s.sim.id !== candidate.avoidSimId);
-  const pool = choosable.length > 0 ? choosable : ready;
+  // A message that failed on a SIM with an error another SIM may not have (no service, SMSC unknown) waits for
+  // another healthy SIM rather than go straight back to the one that failed it; that SIM only when it is the last.
+  const others = candidate.avoidSimId !== null && candidate.avoidSimId !== undefined && healthy.some((s) => s.sim.id !== candidate.avoidSimId);
+  const pool = choosable.length > 0 ? choosable : others ? [] : ready;
   if (pool.length === 0) {
     if (quietUntil !== Infinity && quietUntil === soonest) {
       return { sim: null, reason: `quiet hours until ${clock(quietUntil)}`, retryAt: quietUntil };
     }
     if (soonest !== Infinity) return { sim: null, reason: 'waiting for the pacing interval', retryAt: soonest };
+    // Looked at again in a second, not at once: a message waiting for another SIM must not take every claim.
+    if (others) return { sim: null, reason: `waiting for a channel of a SIM other than ${candidate.avoidSimId} (which failed it)`, retryAt: now + 1_000 };
     return { sim: null, reason: 'all channels are busy', retryAt: null };
   }
   const routed = options.routes
