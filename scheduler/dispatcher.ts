@@ -201,7 +201,8 @@ export class Dispatcher {
     await this.watchdog?.stop();
     await this.inbound.stop();
     await this.draining;
-    await Promise.allSettled([...this.inFlight]);
+    // Sends may start more (a channel's next message, a give-back) while they end: wait until none is left.
+    while (this.inFlight.size > 0) await Promise.allSettled([...this.inFlight]);
     for (const slot of this.slots.splice(0)) await slot.sender.close().catch(() => undefined);
   }
 
@@ -269,6 +270,8 @@ export class Dispatcher {
     // A port that closed while idle (unplugged, reset by the kernel): the watchdog waits for it to come back.
     for (const slot of this.slots.filter((s) => !s.busy && !s.sender.isOpen)) await this.portClosed(slot, 'the port closed');
     for (const slot of this.slots.filter((s) => !s.busy && s.sender.isOpen)) {
+      // A send may have taken it while the channels before it were checked.
+      if (slot.busy || !this.slots.includes(slot)) continue;
       slot.busy = true;
       let escalate = false;
       try {
@@ -327,7 +330,7 @@ export class Dispatcher {
     const idle = this.slots.filter(ready);
     // A busy channel takes its next message in advance (claimed, not yet started), so that it starts the moment the
     // modem is done: no claim between two sends on the busiest path.
-    const spare = this.options.prefetch === false ? [] : this.slots.filter(spareFor);
+    const spare = this.options.prefetch === false ? [] : this.slots.filter((s) => spareFor(s) && this.prefetchSims.has(s.simId));
     if (idle.length + spare.length === 0) return;
     const now = this.clock();
     const leaseMs = this.options.leaseMs ?? 60_000;
@@ -376,12 +379,18 @@ export class Dispatcher {
       state.taken += message.parts;
       state.sim = { ...state.sim, lastSentAt: now };
       const slot = this.slots.find((s) => s.simId === choice.sim.id && ready(s));
-      if (!slot) {
-        // Only a busy channel of this SIM could take it (see simStates): it is that channel's next message.
-        this.slots.find((s) => s.simId === choice.sim.id && spareFor(s))!.next = { message, sim: choice.sim, period };
-      } else if (await this.launch(message, slot, choice.sim, period, now)) started++;
-      else state.taken -= message.parts;
-      state.idleChannel = this.slots.some((s) => s.simId === state.sim.id && (ready(s) || (spareFor(s) && prefetchable(state.sim))));
+      // Only a busy channel of this SIM could take it (see simStates): that channel's next message — if the view the
+      // choice was made on still holds (a health check may have taken the idle channel meanwhile).
+      const spareSlot = slot || this.options.prefetch === false || !prefetchable(choice.sim) ? undefined : this.slots.find((s) => s.simId === choice.sim.id && spareFor(s));
+      if (slot) {
+        if (await this.launch(message, slot, choice.sim, period, now)) started++;
+        else state.taken -= message.parts;
+      } else if (spareSlot) spareSlot.next = { message, sim: choice.sim, period };
+      else {
+        state.taken -= message.parts;
+        await this.storage.release(message.id, this.owner, { reason: 'all channels are busy', nextAttemptAt: now });
+      }
+      state.idleChannel = this.slots.some((s) => s.simId === state.sim.id && (ready(s) || (this.options.prefetch !== false && spareFor(s) && prefetchable(state.sim))));
     }
     // Channels still idle after a full batch: the next messages may go (or get their reason). A few batches in a
     // row that start nothing are the limit: messages handed back for "now" must not make the drain spin.
@@ -396,12 +405,20 @@ export class Dispatcher {
    */
   private async launch(message: Message, slot: ChannelSlot, sim: Sim, period: string, now: number): Promise<boolean> {
     slot.busy = true;
-    const outcome = await this.storage.startSending(
-      message.id,
-      this.owner,
-      { simId: sim.id, channelId: slot.channelId, leaseMs: this.options.sendLeaseMs ?? 600_000, period, parts: message.parts, quota: sim.monthlyQuota },
-      now,
-    );
+    let outcome: Awaited<ReturnType<Storage['startSending']>>;
+    try {
+      outcome = await this.storage.startSending(
+        message.id,
+        this.owner,
+        { simId: sim.id, channelId: slot.channelId, leaseMs: this.options.sendLeaseMs ?? 600_000, period, parts: message.parts, quota: sim.monthlyQuota },
+        now,
+      );
+    } catch (error) {
+      // The database failed us before the send: the channel is free again; the message's lease runs out by itself.
+      slot.busy = false;
+      slot.sending = false;
+      throw error;
+    }
     if (outcome !== 'started') {
       slot.busy = false;
       slot.sending = false;
@@ -420,16 +437,17 @@ export class Dispatcher {
       const next = slot.next;
       slot.next = null;
       if (next && slot.healthy && slot.sender.isOpen && !this.stopped && this.slots.includes(slot)) {
-        this.launch(next.message, slot, next.sim, next.period, this.clock())
+        const starting: Promise<void> = this.launch(next.message, slot, next.sim, next.period, this.clock())
           .then((ok) => {
             if (!ok) this.wake();
           })
           .catch((error: unknown) => {
-            slot.busy = false;
-            slot.sending = false;
             this.log(`dispatcher: message ${next.message.id}: ${(error as Error).message}`);
             this.wake();
-          });
+          })
+          .finally(() => this.inFlight.delete(starting));
+        // Tracked from now on: stop() and idle() wait for it as for any send.
+        this.inFlight.add(starting);
         return;
       }
       slot.busy = false;
@@ -462,9 +480,13 @@ export class Dispatcher {
     this.inFlight.add(done);
   }
 
+  /** The SIMs whose channels may claim a next message in advance, as the last look at the SIMs found them. */
+  private prefetchSims = new Set<number>();
+
   /** Every SIM as the rules see it now: three queries, however many SIMs. */
   private async simStates(now: number): Promise<SimState[]> {
     const sims = await this.storage.listSims();
+    this.prefetchSims = new Set(sims.filter(prefetchable).map((sim) => sim.id));
     const owners = await this.storage.allSimOwners();
     const usages = await this.storage.usages(sims.map((sim) => ({ simId: sim.id, period: billingPeriod(sim.billingDay, now) })));
     return sims.map((sim) => {

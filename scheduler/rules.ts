@@ -133,8 +133,9 @@ export function selectSim(candidate: Candidate, sims: SimState[], now: number, o
       return { sim: null, reason: `quiet hours until ${clock(quietUntil)}`, retryAt: quietUntil };
     }
     if (soonest !== Infinity) return { sim: null, reason: 'waiting for the pacing interval', retryAt: soonest };
-    // Looked at again in a second, not at once: a message waiting for another SIM must not take every claim.
-    if (others) return { sim: null, reason: `waiting for a channel of a SIM other than ${candidate.avoidSimId} (which failed it)`, retryAt: now + 1_000 };
+    // Looked at again in a few seconds, not at once: messages waiting for another SIM must not take the claims of
+    // the SIM they avoid from the messages that could go through it.
+    if (others) return { sim: null, reason: `waiting for a channel of a SIM other than ${candidate.avoidSimId} (which failed it)`, retryAt: now + 5_000 };
     return { sim: null, reason: 'all channels are busy', retryAt: null };
   }
   const routed = options.routes

@@ -1082,10 +1082,11 @@ export class Storage {
   ): Promise<'started' | 'quota' | 'lost'> {
     return this.db.tx(async (tx) => {
       if (!(await this.reserve(tx, via.simId, via.period, via.parts, via.quota))) return 'quota';
+      // Ours only while the claim's lease runs (a message claimed in advance may have waited past it).
       const r = await tx.run(
         `UPDATE messages SET state = 'sending', attempts = attempts + 1, sim_id = ?, channel_id = ?, lease_expires_at = ?, reason = NULL, updated_at = ?
-         WHERE id = ? AND lease_owner = ? AND state = 'queued'`,
-        [via.simId, via.channelId, now + via.leaseMs, now, id, owner],
+         WHERE id = ? AND lease_owner = ? AND state = 'queued' AND (lease_expires_at IS NULL OR lease_expires_at >= ?)`,
+        [via.simId, via.channelId, now + via.leaseMs, now, id, owner, now],
       );
       if (r.changes !== 1) {
         // Not ours any more: the reservation goes back with the rest of the transaction's work.
