@@ -56,6 +56,8 @@ async function startModems(dir: string, channels: number, latencyMs: number, sep
   const child = spawn(process.execPath, [join(PROJECT_ROOT, 'dist', 'server', 'smsgate.js'), 'simulate', '--dir', dir, '--modems', String(channels), '--latency', String(latencyMs), '--first', '5000'], {
     stdio: ['ignore', 'pipe', 'inherit'],
   });
+  // Whatever ends this benchmark, the simulator goes with it.
+  process.once('exit', () => child.kill('SIGTERM'));
   const info = await new Promise<{ network: string; modems: { imei: string; imsi: string; iccid: string; number: string | null; ports: { path: string; at: boolean }[] }[] }>((resolve, reject) => {
     let out = '';
     child.stdout!.on('data', (d: Buffer) => {
@@ -66,13 +68,16 @@ async function startModems(dir: string, channels: number, latencyMs: number, sep
   });
   return {
     modemsFound: () => info.modems.map((m) => ({ imei: m.imei, identity: { imsi: m.imsi, iccid: m.iccid, number: m.number, operator: 'MegaFon' }, ports: m.ports.filter((p) => p.at).map((p) => p.path) })),
-    records: () =>
-      existsSync(info.network)
-        ? readFileSync(info.network, 'utf8')
-            .split('\n')
-            .filter((l) => l.trim() !== '')
-            .map((l) => JSON.parse(l) as { time: string; commandAt: number; port: string })
-        : [],
+    records: () => {
+      if (!existsSync(info.network)) return [];
+      // The simulator appends while we read: only whole lines count.
+      const text = readFileSync(info.network, 'utf8');
+      return text
+        .slice(0, text.lastIndexOf('\n') + 1)
+        .split('\n')
+        .filter((l) => l.trim() !== '')
+        .map((l) => JSON.parse(l) as { time: string; commandAt: number; port: string });
+    },
     stop: async () => {
       if (child.exitCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
