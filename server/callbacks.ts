@@ -12,11 +12,11 @@
  * changes again before its callback went out is reported once, as the newer state.
  */
 import { createHmac } from 'node:crypto';
-import cron, { type ScheduledTask } from 'node-cron';
 import type { Message, Storage } from '../sql/storage.js';
+import { PassWorker, type PassWorkerOptions } from './pass-worker.js';
 import { messageView, simMap } from './requests.js';
 
-export interface CallbackOptions {
+export interface CallbackOptions extends PassWorkerOptions {
   storage: Storage;
   secret: string;
   maxAttempts: number;
@@ -24,10 +24,6 @@ export interface CallbackOptions {
   /** First retry delay (default 10 s); doubles per attempt up to maxDelayMs (default 1 h). */
   baseDelayMs?: number;
   maxDelayMs?: number;
-  log?: (line: string) => void;
-  clock?: () => number;
-  /** Start the once-a-second tick (default true; tests drive runOnce). */
-  cron?: boolean;
 }
 
 /** The signature header's value for a body sent at `timestamp` (unix seconds). */
@@ -83,38 +79,9 @@ function a2pBody(m: Message): Record<string, unknown> {
   };
 }
 
-export class CallbackWorker {
-  private task: ScheduledTask | null = null;
-  private running: Promise<void> | null = null;
-  private readonly clock: () => number;
-  private readonly log: (line: string) => void;
-  private stopped = false;
-
+export class CallbackWorker extends PassWorker {
   constructor(private readonly options: CallbackOptions) {
-    this.clock = options.clock ?? Date.now;
-    this.log = options.log ?? (() => undefined);
-  }
-
-  start(): void {
-    if (this.options.cron === false) return;
-    this.task = cron.schedule('* * * * * *', () => this.wake(), { noOverlap: true, name: 'callbacks' });
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.task?.stop();
-    await this.running;
-  }
-
-  /** Posts what is due now (one pass at a time). Never rejects: a failed pass (the database away) is logged. */
-  wake(): Promise<void> {
-    if (this.stopped) return Promise.resolve();
-    this.running ??= this.runOnce()
-      .catch((error: unknown) => this.log(`callbacks: a pass failed: ${(error as Error).message}`))
-      .finally(() => {
-        this.running = null;
-      });
-    return this.running;
+    super('callbacks', options);
   }
 
   /**

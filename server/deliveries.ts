@@ -16,13 +16,13 @@
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import cron, { type ScheduledTask } from 'node-cron';
 import type { Delivery, InboxMessage } from '../sql/inbox.js';
 import type { Sim, Storage } from '../sql/storage.js';
 import { backoff, postSigned } from './callbacks.js';
+import { PassWorker, type PassWorkerOptions } from './pass-worker.js';
 import { inboxView, simMap } from './requests.js';
 
-export interface DeliveryWorkerOptions {
+export interface DeliveryWorkerOptions extends PassWorkerOptions {
   storage: Storage;
   secret: string;
   maxAttempts: number;
@@ -35,9 +35,6 @@ export interface DeliveryWorkerOptions {
   forward: (delivery: Delivery, message: InboxMessage, text: string) => Promise<void>;
   baseDelayMs?: number;
   maxDelayMs?: number;
-  log?: (line: string, fields?: Record<string, unknown>) => void;
-  clock?: () => number;
-  cron?: boolean;
 }
 
 /** The environment a command hook gets for a message: Gammu's RunOnReceive variables and ours. */
@@ -88,39 +85,10 @@ export function forwardText(m: InboxMessage): string {
   return `From ${m.sender}: ${m.text}`;
 }
 
-export class DeliveryWorker {
+export class DeliveryWorker extends PassWorker {
   readonly owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
-  private task: ScheduledTask | null = null;
-  private running: Promise<void> | null = null;
-  private stopped = false;
-  private readonly clock: () => number;
-  private readonly log: (line: string, fields?: Record<string, unknown>) => void;
-
   constructor(private readonly options: DeliveryWorkerOptions) {
-    this.clock = options.clock ?? Date.now;
-    this.log = options.log ?? (() => undefined);
-  }
-
-  start(): void {
-    if (this.options.cron === false) return;
-    this.task = cron.schedule('* * * * * *', () => this.wake(), { noOverlap: true, name: 'deliveries' });
-  }
-
-  async stop(): Promise<void> {
-    this.stopped = true;
-    await this.task?.stop();
-    await this.running;
-  }
-
-  /** Delivers what is due now (one pass at a time; a call during a pass returns that pass). Never rejects. */
-  wake(): Promise<void> {
-    if (this.stopped) return Promise.resolve();
-    this.running ??= this.runOnce()
-      .catch((error: unknown) => this.log(`deliveries: a pass failed: ${(error as Error).message}`))
-      .finally(() => {
-        this.running = null;
-      });
-    return this.running;
+    super('deliveries', options);
   }
 
   /**
