@@ -8,7 +8,8 @@
  *   npm run bench:dispatch -- [--channels 1,4,8] [--latency 200] [--messages 400] [--idle-samples 50] [--inline-simulator]
  */
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { StringDecoder } from 'node:string_decoder';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -31,6 +32,19 @@ interface Run {
   /** accept -> AT+CMGS of messages that found an idle channel (one at a time, after the drain), ms. */
   idleStartP50: number;
   idleStartP99: number;
+  /**
+   * Where the time between two sends of one channel goes, means over the drain, ms, as the modem saw it: from its
+   * answer to the next AT+CMGS (the answer's way to the gateway, the next start, the command's way back), from
+   * AT+CMGS to the PDU (the prompt's round trip), and from the PDU to the answer beyond the latency (the simulator's
+   * own timer lag).
+   */
+  answerToNextCmgsMs: number;
+  cmgsToPduMs: number;
+  pduToAnswerOverLatencyMs: number;
+}
+
+function mean(values: number[]): number {
+  return values.length === 0 ? NaN : Number((values.reduce((a, b) => a + b, 0) / values.length).toFixed(2));
 }
 
 function percentile(values: number[], p: number): number {
@@ -38,9 +52,17 @@ function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
 }
 
+/** The simulator's record of a part the network received (modem/simulator/sim-modem.ts, NetworkRecord). */
+interface SimRecord {
+  time: string;
+  commandAt: number;
+  pduAt: number;
+  port: string;
+}
+
 interface Modems {
   modemsFound(): FoundModem[];
-  records(): { time: string; commandAt: number; port: string }[];
+  records(): SimRecord[];
   stop(): Promise<void>;
 }
 
@@ -66,19 +88,37 @@ async function startModems(dir: string, channels: number, latencyMs: number, sep
     });
     child.once('exit', (code) => reject(new Error(`smsgate simulate exited (${code}) before it printed its modems`)));
   });
+  // The network's record, read as it grows: only what was appended since the last look (this loop shares the
+  // gateway's event loop, so re-reading the whole file every few ms would cost the gateway time), whole lines only.
+  const seen: SimRecord[] = [];
+  let offset = 0;
+  let fd: number | null = null;
+  const chunk = Buffer.alloc(1 << 16);
+  const decoder = new StringDecoder('utf8');
+  let partial = '';
   return {
     modemsFound: () => info.modems.map((m) => ({ imei: m.imei, identity: { imsi: m.imsi, iccid: m.iccid, number: m.number, operator: 'MegaFon' }, ports: m.ports.filter((p) => p.at).map((p) => p.path) })),
     records: () => {
-      if (!existsSync(info.network)) return [];
-      // The simulator appends while we read: only whole lines count.
-      const text = readFileSync(info.network, 'utf8');
-      return text
-        .slice(0, text.lastIndexOf('\n') + 1)
-        .split('\n')
-        .filter((l) => l.trim() !== '')
-        .map((l) => JSON.parse(l) as { time: string; commandAt: number; port: string });
+      if (fd === null) {
+        if (!existsSync(info.network)) return seen;
+        fd = openSync(info.network, 'r');
+      }
+      for (;;) {
+        const n = readSync(fd, chunk, 0, chunk.length, offset);
+        if (n === 0) break;
+        offset += n;
+        partial += decoder.write(chunk.subarray(0, n));
+      }
+      const end = partial.lastIndexOf('\n');
+      if (end >= 0) {
+        for (const line of partial.slice(0, end).split('\n')) if (line.trim() !== '') seen.push(JSON.parse(line) as SimRecord);
+        partial = partial.slice(end + 1);
+      }
+      return seen;
     },
     stop: async () => {
+      if (fd !== null) closeSync(fd);
+      fd = null;
       if (child.exitCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
       child.kill('SIGTERM');
@@ -103,13 +143,28 @@ async function run(channels: number, latencyMs: number, messages: number, idleSa
   await storage.enqueue(items, storingAt);
   const acceptedAt = Date.now();
   const storeMs = acceptedAt - storingAt;
+  // One wake-up, as the API gives one per request; the dispatcher finds the rest of the batch by itself.
   dispatcher.wake();
-  while (sim.records().length < messages) {
-    await new Promise((r) => setTimeout(r, 20));
-    dispatcher.wake();
-  }
+  while (sim.records().length < messages) await new Promise((r) => setTimeout(r, 20));
   const records = sim.records();
   const seconds = (Math.max(...records.map((r) => Date.parse(r.time))) - acceptedAt) / 1000;
+  const answerToNext: number[] = [];
+  const cmgsToPdu: number[] = [];
+  const overLatency: number[] = [];
+  const byPort = new Map<string, { answeredAt: number; commandAt: number; pduAt: number }[]>();
+  for (const r of records) {
+    const list = byPort.get(r.port) ?? [];
+    list.push({ answeredAt: Date.parse(r.time), commandAt: r.commandAt, pduAt: r.pduAt });
+    byPort.set(r.port, list);
+  }
+  for (const list of byPort.values()) {
+    list.sort((a, b) => a.commandAt - b.commandAt);
+    list.forEach((r, i) => {
+      cmgsToPdu.push(r.pduAt - r.commandAt);
+      overLatency.push(r.answeredAt - r.pduAt - latencyMs);
+      if (i > 0) answerToNext.push(r.commandAt - list[i - 1]!.answeredAt);
+    });
+  }
   // Then messages one at a time onto idle channels, as the API hands them over (stored, then a wake-up): how soon
   // after its acceptance each one's AT+CMGS reaches the modem.
   const idleStarts: number[] = [];
@@ -140,6 +195,9 @@ async function run(channels: number, latencyMs: number, messages: number, idleSa
     storeMs,
     idleStartP50: percentile(idleStarts, 50),
     idleStartP99: percentile(idleStarts, 99),
+    answerToNextCmgsMs: mean(answerToNext),
+    cmgsToPduMs: mean(cmgsToPdu),
+    pduToAnswerOverLatencyMs: mean(overLatency),
   };
 }
 
@@ -157,9 +215,9 @@ const result = { bench: 'dispatch', simulator: separate ? 'separate process' : '
 mkdirSync(join(PROJECT_ROOT, 'bench', 'results'), { recursive: true });
 writeFileSync(join(PROJECT_ROOT, 'bench', 'results', 'dispatch.json'), `${JSON.stringify(result, null, 2)}\n`);
 console.log(JSON.stringify(result));
-console.log('\nchannels  latency  messages  seconds  msg/s   ideal   utilisation  idle-start p50/p99 ms');
+console.log('\nchannels  latency  messages  seconds  msg/s   ideal   utilisation  idle-start p50/p99 ms  between sends ms: answer->AT+CMGS / ->PDU / ->answer-latency');
 for (const r of runs) {
   console.log(
-    `${String(r.channels).padStart(8)}  ${String(r.latencyMs).padStart(7)}  ${String(r.messages).padStart(8)}  ${r.seconds.toFixed(2).padStart(7)}  ${r.throughput.toFixed(1).padStart(6)}  ${r.ideal.toFixed(1).padStart(6)}  ${r.utilisation.toFixed(3).padStart(11)}  ${r.idleStartP50}/${r.idleStartP99}`,
+    `${String(r.channels).padStart(8)}  ${String(r.latencyMs).padStart(7)}  ${String(r.messages).padStart(8)}  ${r.seconds.toFixed(2).padStart(7)}  ${r.throughput.toFixed(1).padStart(6)}  ${r.ideal.toFixed(1).padStart(6)}  ${r.utilisation.toFixed(3).padStart(11)}  ${`${r.idleStartP50}/${r.idleStartP99}`.padStart(21)}  ${r.answerToNextCmgsMs} / ${r.cmgsToPduMs} / ${r.pduToAnswerOverLatencyMs}`,
   );
 }

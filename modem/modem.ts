@@ -231,9 +231,16 @@ export class Modem {
 
   /**
    * Sends the parts of one message, in order, with nobody else's command between them. A part that fails stops
-   * the rest ('not-sent'); the result says which part failed and why.
+   * the rest ('not-sent'); the result says which part failed and why. `onSubmitted` is called once, when the first
+   * part's PDU has been written to the modem.
    */
-  async send(parts: PduPart[]): Promise<PartResult[]> {
+  async send(parts: PduPart[], options: { onSubmitted?: () => void } = {}): Promise<PartResult[]> {
+    let onSubmitted = options.onSubmitted;
+    const submitted = () => {
+      const call = onSubmitted;
+      onSubmitted = undefined;
+      call?.();
+    };
     return this.channel.hold(async (session) => {
       const results: PartResult[] = [];
       let failed = false;
@@ -244,7 +251,11 @@ export class Modem {
         }
         try {
           const timeoutMs = this.options.sendTimeoutMs ?? 60_000;
-          const lines = await session.submitPdu(part.length, part.pdu, { timeoutMs, promptTimeoutMs: Math.min(this.options.promptTimeoutMs ?? 5_000, timeoutMs) });
+          const lines = await session.submitPdu(part.length, part.pdu, {
+            timeoutMs,
+            promptTimeoutMs: Math.min(this.options.promptTimeoutMs ?? 5_000, timeoutMs),
+            onSubmitted: submitted,
+          });
           const reference = Number(valueOf(lines, '+CMGS:')?.split(',')[0]);
           if (!Number.isInteger(reference)) {
             throw new SmsgateError(ErrorCodes.AtBadAnswer, `AT+CMGS: no message reference in ${JSON.stringify(lines)}`, { retry: 'retry-same' });

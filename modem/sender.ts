@@ -50,13 +50,22 @@ export interface SmsInbox {
   onNotice(listener: (notice: InboxNotice) => void): void;
 }
 
+/** What a send tells its caller while it runs. */
+export interface SendHooks {
+  /**
+   * The modem has the message (the first part's PDU is written) and the network's answer is awaited: the caller's
+   * other work can go on without delaying this send. Not every channel can tell; those never call it.
+   */
+  submitted?: () => void;
+}
+
 export interface SmsSender {
   /** A name for logs and the API: the port path, or box:port. */
   readonly label: string;
   /** False once the channel is gone for good (an unplugged modem). */
   readonly isOpen: boolean;
   /** Sends every part of one message; one result per part, in order. */
-  send(sms: OutgoingSms): Promise<PartResult[]>;
+  send(sms: OutgoingSms, hooks?: SendHooks): Promise<PartResult[]>;
   /** Brings the channel back to a known state after failures; throws when it cannot. */
   recover(): Promise<void>;
   /**
@@ -143,7 +152,7 @@ export class ModemSender implements SmsSender {
     return this.modem.channel.isOpen;
   }
 
-  send(sms: OutgoingSms): Promise<PartResult[]> {
+  send(sms: OutgoingSms, hooks: SendHooks = {}): Promise<PartResult[]> {
     const { parts } = encodeSubmit({
       to: sms.to,
       text: sms.text,
@@ -152,7 +161,10 @@ export class ModemSender implements SmsSender {
       replace: sms.replace,
       report: sms.report,
     });
-    return this.modem.send(parts.map(({ pdu, length }) => ({ pdu, length })));
+    return this.modem.send(
+      parts.map(({ pdu, length }) => ({ pdu, length })),
+      { onSubmitted: hooks.submitted },
+    );
   }
 
   recover(): Promise<void> {

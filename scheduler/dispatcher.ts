@@ -400,11 +400,14 @@ export class Dispatcher {
 
   /**
    * Starts a claimed message on a channel: quota reserved and the message `sending` (before any AT+CMGS), in one
-   * transaction, then the send in the background. False when it cannot start (quota taken by another process, or
-   * the message no longer ours): the channel is then left as it was.
+   * transaction, then the send in the background. Null when it cannot start (quota taken by another process, or
+   * the message no longer ours): the channel is then left as it was. Else `submitted` resolves when the modem has
+   * the message (its PDU written) or the send ended without that.
    */
-  private async launch(message: Message, slot: ChannelSlot, sim: Sim, period: string, now: number): Promise<boolean> {
+  private async launch(message: Message, slot: ChannelSlot, sim: Sim, period: string, now: number): Promise<{ submitted: Promise<void> } | null> {
     slot.busy = true;
+    // From here until the modem has the message, this channel is on the busiest path (see quiet()).
+    const leave = this.enterStart();
     let outcome: Awaited<ReturnType<Storage['startSending']>>;
     try {
       outcome = await this.storage.startSending(
@@ -417,20 +420,35 @@ export class Dispatcher {
       // The database failed us before the send: the channel is free again; the message's lease runs out by itself.
       slot.busy = false;
       slot.sending = false;
+      leave();
       throw error;
     }
     if (outcome !== 'started') {
       slot.busy = false;
       slot.sending = false;
+      leave();
       // Another gateway process took the quota meanwhile; a lost message is no longer ours (cancelled, lease taken).
       if (outcome === 'quota') await this.storage.release(message.id, this.owner, { reason: 'quota exhausted on all SIMs', nextAttemptAt: now + (this.options.recheckMs ?? 15_000) });
-      return false;
+      return null;
     }
+    slot.sending = true;
+    // Once the modem has this message, the channel waits for the network: the time for work that must not sit
+    // between two sends — the previous messages' bookkeeping (see send) and claiming this channel's next message.
+    let resolveSubmitted!: () => void;
+    const submitted = new Promise<void>((resolve) => (resolveSubmitted = resolve));
+    const markSubmitted = () => {
+      leave();
+      resolveSubmitted();
+    };
+    void submitted
+      .then(() => this.quiet(1_000))
+      .then(() => {
+        if (this.options.prefetch !== false && spareFor(slot) && this.prefetchSims.has(slot.simId)) this.wake();
+      });
     // Frees the channel once, when the modem is done with this message (the bookkeeping may go on after it): the
     // channel's next message, if it has one, starts at once; else the channel is idle and the dispatcher wakes.
-    slot.sending = true;
     let released = false;
-    const release = () => {
+    const release = (): void => {
       if (released) return;
       released = true;
       slot.sending = false;
@@ -438,8 +456,8 @@ export class Dispatcher {
       slot.next = null;
       if (next && slot.healthy && slot.sender.isOpen && !this.stopped && this.slots.includes(slot)) {
         const starting: Promise<void> = this.launch(next.message, slot, next.sim, next.period, this.clock())
-          .then((ok) => {
-            if (!ok) this.wake();
+          .then((started) => {
+            if (!started) this.wake();
           })
           .catch((error: unknown) => {
             this.log(`dispatcher: message ${next.message.id}: ${(error as Error).message}`);
@@ -454,7 +472,7 @@ export class Dispatcher {
       if (next) this.giveBack(next.message);
       this.wake();
     };
-    const send = this.send(message, slot, sim, period, release)
+    const send = this.send(message, slot, sim, period, release, markSubmitted)
       .catch((error: unknown) => {
         // The database failed us mid-send: the message stays under its lease, and becomes 'unknown' (if it went
         // out) or is released when the lease expires — never lost, never resent by itself.
@@ -462,10 +480,11 @@ export class Dispatcher {
       })
       .finally(() => {
         this.inFlight.delete(send);
+        markSubmitted();
         release();
       });
     this.inFlight.add(send);
-    return true;
+    return { submitted };
   }
 
   /** A message claimed in advance that its channel will not send after all: back to the queue at once. */
@@ -478,6 +497,43 @@ export class Dispatcher {
       )
       .finally(() => this.inFlight.delete(done));
     this.inFlight.add(done);
+  }
+
+  /** How many channels are starting a send: from its start until the modem has the message. */
+  private starting = 0;
+  private quietWaiters: (() => void)[] = [];
+
+  /** A channel starts a send; the function returned says it is through (once, whatever is called after). */
+  private enterStart(): () => void {
+    this.starting++;
+    let left = false;
+    return () => {
+      if (left) return;
+      left = true;
+      this.starting--;
+      if (this.starting === 0) for (const waiter of this.quietWaiters.splice(0)) waiter();
+    };
+  }
+
+  /**
+   * Resolves when no channel is starting a send — between a modem's answer and its next PDU every millisecond counts
+   * against throughput, so work that may wait (bookkeeping of a sent message, claims in advance) waits for that —
+   * or after `maxMs` at the latest.
+   */
+  private quiet(maxMs: number): Promise<void> {
+    if (this.starting === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        const index = this.quietWaiters.indexOf(done);
+        if (index >= 0) this.quietWaiters.splice(index, 1);
+        resolve();
+      }, maxMs);
+      this.quietWaiters.push(done);
+    });
   }
 
   /** The SIMs whose channels may claim a next message in advance, as the last look at the SIMs found them. */
@@ -502,7 +558,7 @@ export class Dispatcher {
     });
   }
 
-  private async send(message: Message, slot: ChannelSlot, sim: Sim, period: string, release: () => void): Promise<void> {
+  private async send(message: Message, slot: ChannelSlot, sim: Sim, period: string, release: () => void, submitted: () => void): Promise<void> {
     const start = this.clock();
     if (message.attempts === 0) this.options.observer?.started(Math.max(0, start - (message.sendAt ?? message.createdAt)));
     let results: PartResult[];
@@ -514,7 +570,7 @@ export class Dispatcher {
         flash: message.flash,
         replace: message.replaceId ?? undefined,
         report: message.report,
-      });
+      }, { submitted });
     } catch (error) {
       // Nothing went out: the message itself cannot be encoded (bad number or option). Refuse it for good.
       await this.storage.commitParts(sim.id, period, message.parts, 0);
@@ -529,9 +585,11 @@ export class Dispatcher {
     const now = this.clock();
     if (!failed) {
       slot.failures = 0;
-      // The channel is free now: the next message's claim and AT+CMGS go ahead while this one's bookkeeping is done
-      // (its state stays `sending` meanwhile, as during the send: a crash now leaves it `unknown`, never resent).
+      // The channel is free now: its next message goes first, and this one's bookkeeping waits until no channel is
+      // starting a send (a commit is not cheap on an SD card). The state stays `sending` meanwhile, as during the
+      // send: a crash now leaves it `unknown`, never resent.
       release();
+      await this.quiet(1_000);
       await this.storage.completeSend(
         message.id,
         this.owner,

@@ -47,11 +47,23 @@ export function openSqlite(path: string): Db {
   db.pragma('busy_timeout = 5000');
   db.pragma('foreign_keys = ON');
   const mutex = new Mutex();
+  // Statements are prepared once: the storage's SQL is a fixed set of strings (parameters go apart), and preparing
+  // costs more than running most of them.
+  const statements = new Map<string, Database.Statement>();
+  const prepared = (sql: string): Database.Statement => {
+    let statement = statements.get(sql);
+    if (!statement) {
+      statement = db.prepare(sql);
+      if (statements.size >= 500) statements.delete(statements.keys().next().value!);
+      statements.set(sql, statement);
+    }
+    return statement;
+  };
   const direct: Db = {
     dialect: 'sqlite',
-    all: async <T>(sql: string, params: Param[] = []) => db.prepare(sql).all(...params) as T[],
+    all: async <T>(sql: string, params: Param[] = []) => prepared(sql).all(...params) as T[],
     run: async (sql: string, params: Param[] = []) => {
-      const r = db.prepare(sql).run(...params);
+      const r = prepared(sql).run(...params);
       return { changes: r.changes, insertId: Number(r.lastInsertRowid) };
     },
     tx: (fn) => fn(direct),

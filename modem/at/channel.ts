@@ -56,6 +56,7 @@ interface ExecuteOptions {
   /** For AT+CMGS: the PDU to write at the prompt, and how long to wait for the prompt. */
   pdu?: string;
   promptTimeoutMs?: number;
+  onSubmitted?: () => void;
 }
 
 /** Lines that are unsolicited whenever they come (27.005 §3.4.1, 27.007, and vendors' status noise). */
@@ -86,6 +87,8 @@ interface Pending {
   /** For AT+CMGS: the PDU to write when the prompt comes, and how long the send may take after it. */
   pdu?: string;
   sendTimeoutMs?: number;
+  /** Called once the PDU has been written: the modem has the message, the network's answer is awaited. */
+  onSubmitted?: () => void;
   promptSeen: boolean;
   resolve: (lines: string[]) => void;
   reject: (error: SmsgateError) => void;
@@ -95,8 +98,11 @@ interface Pending {
 /** The commands of one hold: run them with nobody else's in between. */
 export interface AtSession {
   run(command: string, options?: CommandOptions): Promise<string[]>;
-  /** AT+CMGS=<length>, `> `, the PDU and Ctrl-Z; resolves with the answer lines (`+CMGS: <mr>`). */
-  submitPdu(length: number, pdu: string, options?: { promptTimeoutMs?: number; timeoutMs?: number }): Promise<string[]>;
+  /**
+   * AT+CMGS=<length>, `> `, the PDU and Ctrl-Z; resolves with the answer lines (`+CMGS: <mr>`). `onSubmitted` is
+   * called when the PDU has been written (the wait for the network begins).
+   */
+  submitPdu(length: number, pdu: string, options?: { promptTimeoutMs?: number; timeoutMs?: number; onSubmitted?: () => void }): Promise<string[]>;
 }
 
 export declare interface AtChannel {
@@ -153,6 +159,7 @@ export class AtChannel extends EventEmitter {
           resync: true,
           pdu,
           promptTimeoutMs: options?.promptTimeoutMs ?? 5_000,
+          onSubmitted: options?.onSubmitted,
         }),
     };
     const result = this.queue.then(() => fn(session));
@@ -183,7 +190,7 @@ export class AtChannel extends EventEmitter {
         resolve,
         reject,
         timer: setTimeout(() => this.onTimeout(pending, firstDeadline), firstDeadline),
-        ...(pdu === undefined ? {} : { pdu, sendTimeoutMs: timeoutMs }),
+        ...(pdu === undefined ? {} : { pdu, sendTimeoutMs: timeoutMs, onSubmitted: options.onSubmitted }),
       };
       // Register before writing, so no answer can arrive unobserved.
       this.pending = pending;
@@ -217,7 +224,10 @@ export class AtChannel extends EventEmitter {
     clearTimeout(pending.timer);
     const sendTimeoutMs = pending.sendTimeoutMs!;
     pending.timer = setTimeout(() => this.onTimeout(pending, sendTimeoutMs), sendTimeoutMs);
-    this.write(`${pending.pdu}\x1a`).catch((error: SmsgateError) => this.finish(pending, error));
+    this.write(`${pending.pdu}\x1a`).then(
+      () => pending.onSubmitted?.(),
+      (error: SmsgateError) => this.finish(pending, error),
+    );
   }
 
   private onLine(line: string): void {

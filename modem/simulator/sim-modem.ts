@@ -45,6 +45,8 @@ export interface NetworkRecord {
   time: string;
   /** When the AT+CMGS command of this part reached the modem (ms since the epoch). */
   commandAt: number;
+  /** When its PDU (up to Ctrl-Z) reached the modem; the network's latency counts from here. */
+  pduAt: number;
   modem: number;
   imei: string;
   imsi: string;
@@ -224,10 +226,11 @@ export class SimModem {
     return mr;
   }
 
-  recordSubmit(port: string, mr: number, pdu: string, decoded: DecodedPdu, commandAt: number): void {
+  recordSubmit(port: string, mr: number, pdu: string, decoded: DecodedPdu, commandAt: number, pduAt: number): void {
     this.record({
       time: new Date().toISOString(),
       commandAt,
+      pduAt,
       modem: this.index,
       imei: this.identity.imei,
       imsi: this.identity.imsi,
@@ -387,7 +390,8 @@ export class SimPortSession {
         const length = this.pduLength;
         this.input = '';
         this.pduLength = null;
-        if (ch === '\x1a') this.serialise(() => this.submit(length, pdu));
+        const pduAt = Date.now();
+        if (ch === '\x1a') this.serialise(() => this.submit(length, pdu, pduAt));
         else this.serialise(async () => this.write('\r\nOK\r\n'));
         return;
       }
@@ -654,7 +658,7 @@ export class SimPortSession {
     return this.error();
   }
 
-  private async submit(length: number, pdu: string): Promise<void> {
+  private async submit(length: number, pdu: string, pduAt: number): Promise<void> {
     if (this.modem.takeHang()) return;
     let decoded: DecodedPdu;
     try {
@@ -663,12 +667,14 @@ export class SimPortSession {
       return this.cms(304, 'invalid PDU mode parameter');
     }
     if (decoded.type !== 'submit' || decoded.length !== length) return this.cms(304, 'invalid PDU mode parameter');
-    if (this.modem.latencyMs > 0) await new Promise((r) => setTimeout(r, this.modem.latencyMs));
+    // The network answers `latency` after the PDU arrived (decoding it is the modem's time, not the network's).
+    const wait = pduAt + this.modem.latencyMs - Date.now();
+    if (this.modem.latencyMs > 0 && wait > 0) await new Promise((r) => setTimeout(r, wait));
     if (!this.modem.registered) return this.cms(331, 'no network service');
     const fault = this.modem.takeCms();
     if (fault !== null) return this.cms(fault, `error ${fault}`);
     const mr = this.modem.messageReference();
-    this.modem.recordSubmit(this.port, mr, pdu, decoded, this.cmgsAt);
+    this.modem.recordSubmit(this.port, mr, pdu, decoded, this.cmgsAt, pduAt);
     this.ok([`+CMGS: ${mr}`]);
     // The network confirms delivery when asked (TP-SRR): a status report as +CDS, a moment later.
     if (decoded.reportRequested) setTimeout(() => this.modem.autoReport(mr, decoded.number), Math.max(10, this.modem.latencyMs));
