@@ -40,6 +40,8 @@ interface Run {
    */
   answerToNextCmgsMs: number;
   cmgsToPduMs: number;
+  /** How evenly the drain spread over the channels: the fewest and the most sends of one channel. */
+  sendsPerChannel: { min: number; max: number };
   pduToAnswerOverLatencyMs: number;
 }
 
@@ -157,6 +159,7 @@ async function run(channels: number, latencyMs: number, messages: number, idleSa
     list.push({ answeredAt: Date.parse(r.time), commandAt: r.commandAt, pduAt: r.pduAt });
     byPort.set(r.port, list);
   }
+  const perChannel = [...byPort.values()].map((list) => list.length);
   for (const list of byPort.values()) {
     list.sort((a, b) => a.commandAt - b.commandAt);
     list.forEach((r, i) => {
@@ -196,6 +199,7 @@ async function run(channels: number, latencyMs: number, messages: number, idleSa
     idleStartP50: percentile(idleStarts, 50),
     idleStartP99: percentile(idleStarts, 99),
     answerToNextCmgsMs: mean(answerToNext),
+    sendsPerChannel: { min: Math.min(...perChannel), max: Math.max(...perChannel) },
     cmgsToPduMs: mean(cmgsToPdu),
     pduToAnswerOverLatencyMs: mean(overLatency),
   };

@@ -232,9 +232,10 @@ export class Modem {
   /**
    * Sends the parts of one message, in order, with nobody else's command between them. A part that fails stops
    * the rest ('not-sent'); the result says which part failed and why. `onSubmitted` is called once, when the first
-   * part's PDU has been written to the modem.
+   * part's PDU has been written to the modem. `ready` is the first part's go-ahead (see AtSession.submitPdu): if it
+   * rejects, nothing is sent and send() rejects with its error.
    */
-  async send(parts: PduPart[], options: { onSubmitted?: () => void } = {}): Promise<PartResult[]> {
+  async send(parts: PduPart[], options: { onSubmitted?: () => void; ready?: () => Promise<void> } = {}): Promise<PartResult[]> {
     let onSubmitted = options.onSubmitted;
     const submitted = () => {
       const call = onSubmitted;
@@ -244,6 +245,7 @@ export class Modem {
     return this.channel.hold(async (session) => {
       const results: PartResult[] = [];
       let failed = false;
+      let ready = options.ready;
       for (const part of parts) {
         if (failed) {
           results.push({ status: 'not-sent' });
@@ -255,7 +257,9 @@ export class Modem {
             timeoutMs,
             promptTimeoutMs: Math.min(this.options.promptTimeoutMs ?? 5_000, timeoutMs),
             onSubmitted: submitted,
+            ready,
           });
+          ready = undefined;
           const reference = Number(valueOf(lines, '+CMGS:')?.split(',')[0]);
           if (!Number.isInteger(reference)) {
             throw new SmsgateError(ErrorCodes.AtBadAnswer, `AT+CMGS: no message reference in ${JSON.stringify(lines)}`, { retry: 'retry-same' });

@@ -20,7 +20,7 @@ import { cmeInfo, cmsInfo } from './at/codes.js';
 import { ErrorCodes, SmsgateError } from './errors.js';
 import type { PartResult } from './modem.js';
 import { chooseEncoding, countSegments } from './pdu/index.js';
-import type { OutgoingSms, SmsSender } from './sender.js';
+import type { OutgoingSms, SendHooks, SmsSender } from './sender.js';
 
 export interface BoxConfig {
   name: string;
@@ -205,8 +205,10 @@ export class RemoteSender implements SmsSender {
     return args;
   }
 
-  async send(sms: OutgoingSms): Promise<PartResult[]> {
+  async send(sms: OutgoingSms, hooks: SendHooks = {}): Promise<PartResult[]> {
     const expected = countSegments(sms.text, { encoding: chooseEncoding(sms.text, sms.encoding ?? 'auto') }).parts;
+    // The box's sendsms sends at once: the go-ahead comes first.
+    await hooks.ready?.();
     let result: ExecResult;
     try {
       result = await this.box.exec(this.argv(sms), this.options.timeoutMs);

@@ -57,6 +57,11 @@ export interface SendHooks {
    * other work can go on without delaying this send. Not every channel can tell; those never call it.
    */
   submitted?: () => void;
+  /**
+   * The caller's go-ahead: asked for once the channel has begun (a local modem: AT+CMGS is on its way), and nothing
+   * of the message goes out before it resolves. If it rejects, nothing is sent and send() rejects with its error.
+   */
+  ready?: () => Promise<void>;
 }
 
 export interface SmsSender {
@@ -163,7 +168,7 @@ export class ModemSender implements SmsSender {
     });
     return this.modem.send(
       parts.map(({ pdu, length }) => ({ pdu, length })),
-      { onSubmitted: hooks.submitted },
+      { onSubmitted: hooks.submitted, ready: hooks.ready },
     );
   }
 

@@ -23,7 +23,7 @@ import cron, { type ScheduledTask } from 'node-cron';
 import { ErrorCodes, SmsgateError } from '../modem/errors.js';
 import type { PartResult } from '../modem/modem.js';
 import type { SmsSender, StatusReportEvent } from '../modem/sender.js';
-import type { Message, Sim, Storage } from '../sql/storage.js';
+import type { Message, Sim, StartOutcome, StartVia, Storage } from '../sql/storage.js';
 import { InboundCollector, type InboundOptions } from './inbound.js';
 import { type RouteRule, type SimState, billingPeriod, selectSim } from './rules.js';
 import { Watchdog, type WatchdogAction, type WatchdogOptions } from './watchdog.js';
@@ -399,47 +399,79 @@ export class Dispatcher {
   }
 
   /**
-   * Starts a claimed message on a channel: quota reserved and the message `sending` (before any AT+CMGS), in one
-   * transaction, then the send in the background. Null when it cannot start (quota taken by another process, or
-   * the message no longer ours): the channel is then left as it was. Else `submitted` resolves when the modem has
-   * the message (its PDU written) or the send ended without that.
+   * Starts a claimed message on a channel. Null when it cannot start (quota taken by another process, or the message
+   * no longer ours): the channel is freed once the modem is done with the called-off command. Else `submitted`
+   * resolves when the modem has the message (its PDU written) or the send ended without that.
+   *
+   * The start — quota reserved, the message `sending` — is committed before any of the message goes out, but while
+   * AT+CMGS travels to the modem and the prompt comes back: the send asks for it (`ready`) once the command is
+   * written and holds the PDU back until it is committed; if it is not to be, ESC calls the message off. Channels
+   * that start together share one commit (requestStart).
    */
   private async launch(message: Message, slot: ChannelSlot, sim: Sim, period: string, now: number): Promise<{ submitted: Promise<void> } | null> {
     slot.busy = true;
     // From here until the modem has the message, this channel is on the busiest path (see quiet()).
     const leave = this.enterStart();
-    let outcome: Awaited<ReturnType<Storage['startSending']>>;
-    try {
-      outcome = await this.storage.startSending(
-        message.id,
-        this.owner,
-        { simId: sim.id, channelId: slot.channelId, leaseMs: this.options.sendLeaseMs ?? 600_000, period, parts: message.parts, quota: sim.monthlyQuota },
-        now,
-      );
-    } catch (error) {
-      // The database failed us before the send: the channel is free again; the message's lease runs out by itself.
-      slot.busy = false;
-      slot.sending = false;
-      leave();
-      throw error;
-    }
-    if (outcome !== 'started') {
-      slot.busy = false;
-      slot.sending = false;
-      leave();
-      // Another gateway process took the quota meanwhile; a lost message is no longer ours (cancelled, lease taken).
-      if (outcome === 'quota') await this.storage.release(message.id, this.owner, { reason: 'quota exhausted on all SIMs', nextAttemptAt: now + (this.options.recheckMs ?? 15_000) });
-      return null;
-    }
-    slot.sending = true;
-    // Once the modem has this message, the channel waits for the network: the time for work that must not sit
-    // between two sends — the previous messages' bookkeeping (see send) and claiming this channel's next message.
+    const launchedAt = this.clock();
+    const via: StartVia = { simId: sim.id, channelId: slot.channelId, leaseMs: this.options.sendLeaseMs ?? 600_000, period, parts: message.parts, quota: sim.monthlyQuota };
+    let start: Promise<StartOutcome> | null = null;
+    let asked!: () => void;
+    const askedFor = new Promise<void>((resolve) => (asked = resolve));
+    const begin = (): Promise<StartOutcome> => {
+      start ??= this.requestStart({ id: message.id, owner: this.owner, via, now });
+      asked();
+      return start;
+    };
     let resolveSubmitted!: () => void;
     const submitted = new Promise<void>((resolve) => (resolveSubmitted = resolve));
     const markSubmitted = () => {
       leave();
       resolveSubmitted();
     };
+    const sending = (async () =>
+      slot.sender.send(
+        {
+          to: message.recipient,
+          text: message.text,
+          encoding: message.encoding === 'gsm7' || message.encoding === 'ucs2' ? message.encoding : 'auto',
+          flash: message.flash,
+          replace: message.replaceId ?? undefined,
+          report: message.report,
+        },
+        {
+          ready: async () => {
+            const outcome = await begin();
+            if (outcome !== 'started') throw new SendCalledOff(message.id, outcome);
+          },
+          submitted: markSubmitted,
+        },
+      ))();
+    const settled = sending.then(
+      () => undefined,
+      () => undefined,
+    );
+    // The outcome is needed now: asked for by the send — or here, when the send ended before it got that far (it
+    // could not be encoded, the port failed: nothing went out) or the channel is still busy with something else.
+    await firstOf([askedFor, settled], 20);
+    let outcome: StartOutcome;
+    try {
+      outcome = await begin();
+    } catch (error) {
+      // The database failed us before the send: nothing goes out (the send is called off); the message's lease runs
+      // out by itself.
+      this.afterCalledOff(slot, settled, leave);
+      throw error;
+    }
+    if (outcome !== 'started') {
+      this.afterCalledOff(slot, settled, leave);
+      // Another gateway process took the quota meanwhile; a lost message is no longer ours (cancelled, lease taken).
+      if (outcome === 'quota') await this.storage.release(message.id, this.owner, { reason: 'quota exhausted on all SIMs', nextAttemptAt: now + (this.options.recheckMs ?? 15_000) });
+      return null;
+    }
+    slot.sending = true;
+    if (message.attempts === 0) this.options.observer?.started(Math.max(0, launchedAt - (message.sendAt ?? message.createdAt)));
+    // Once the modem has this message, the channel waits for the network: the time for work that must not sit
+    // between two sends — the previous messages' bookkeeping (see send) and claiming this channel's next message.
     void submitted
       .then(() => this.quiet(1_000))
       .then(() => {
@@ -456,13 +488,12 @@ export class Dispatcher {
       slot.next = null;
       if (next && slot.healthy && slot.sender.isOpen && !this.stopped && this.slots.includes(slot)) {
         const starting: Promise<void> = this.launch(next.message, slot, next.sim, next.period, this.clock())
-          .then((started) => {
-            if (!started) this.wake();
-          })
-          .catch((error: unknown) => {
-            this.log(`dispatcher: message ${next.message.id}: ${(error as Error).message}`);
-            this.wake();
-          })
+          .then(
+            () => undefined,
+            (error: unknown) => {
+              this.log(`dispatcher: message ${next.message.id}: ${(error as Error).message}`);
+            },
+          )
           .finally(() => this.inFlight.delete(starting));
         // Tracked from now on: stop() and idle() wait for it as for any send.
         this.inFlight.add(starting);
@@ -472,7 +503,7 @@ export class Dispatcher {
       if (next) this.giveBack(next.message);
       this.wake();
     };
-    const send = this.send(message, slot, sim, period, release, markSubmitted)
+    const send = this.send(message, slot, sim, period, launchedAt, sending, release)
       .catch((error: unknown) => {
         // The database failed us mid-send: the message stays under its lease, and becomes 'unknown' (if it went
         // out) or is released when the lease expires — never lost, never resent by itself.
@@ -485,6 +516,42 @@ export class Dispatcher {
       });
     this.inFlight.add(send);
     return { submitted };
+  }
+
+  /** A send that did not start: its channel is free once the modem is done with the called-off command. */
+  private afterCalledOff(slot: ChannelSlot, settled: Promise<void>, leave: () => void): void {
+    leave();
+    const done: Promise<void> = settled.finally(() => {
+      this.inFlight.delete(done);
+      slot.busy = false;
+      slot.sending = false;
+      this.wake();
+    });
+    this.inFlight.add(done);
+  }
+
+  /** Starts that came together, waiting for their one commit. */
+  private startBatch: { start: { id: number; owner: string; via: StartVia; now: number }; resolve: (outcome: StartOutcome) => void; reject: (error: unknown) => void }[] = [];
+
+  /**
+   * A send's start, committed with the others asked for in the same turn of the event loop: channels whose modems
+   * answer together (as they do under load) then share one commit — a commit is the slow part on an SD card.
+   */
+  private requestStart(start: { id: number; owner: string; via: StartVia; now: number }): Promise<StartOutcome> {
+    return new Promise((resolve, reject) => {
+      this.startBatch.push({ start, resolve, reject });
+      if (this.startBatch.length === 1) setImmediate(() => void this.flushStarts());
+    });
+  }
+
+  private async flushStarts(): Promise<void> {
+    const batch = this.startBatch.splice(0);
+    try {
+      const outcomes = await this.storage.startSendingMany(batch.map((b) => b.start));
+      batch.forEach((b, i) => b.resolve(outcomes[i]!));
+    } catch (error) {
+      for (const b of batch) b.reject(error);
+    }
   }
 
   /** A message claimed in advance that its channel will not send after all: back to the queue at once. */
@@ -558,19 +625,11 @@ export class Dispatcher {
     });
   }
 
-  private async send(message: Message, slot: ChannelSlot, sim: Sim, period: string, release: () => void, submitted: () => void): Promise<void> {
-    const start = this.clock();
-    if (message.attempts === 0) this.options.observer?.started(Math.max(0, start - (message.sendAt ?? message.createdAt)));
+  /** A started send's outcome, recorded: sent, retried, failed or unknown. */
+  private async send(message: Message, slot: ChannelSlot, sim: Sim, period: string, start: number, sending: Promise<PartResult[]>, release: () => void): Promise<void> {
     let results: PartResult[];
     try {
-      results = await slot.sender.send({
-        to: message.recipient,
-        text: message.text,
-        encoding: message.encoding === 'gsm7' || message.encoding === 'ucs2' ? message.encoding : 'auto',
-        flash: message.flash,
-        replace: message.replaceId ?? undefined,
-        report: message.report,
-      }, { submitted });
+      results = await sending;
     } catch (error) {
       // Nothing went out: the message itself cannot be encoded (bad number or option). Refuse it for good.
       await this.storage.commitParts(sim.id, period, message.parts, 0);
@@ -708,6 +767,23 @@ export class Dispatcher {
       this.log(`dispatcher: ${slot.sender.label} stays unhealthy: ${(recoverError as Error).message}`);
       this.escalate(slot);
     }
+  }
+}
+
+/** A send called off before its PDU went out: its start was not to be. */
+class SendCalledOff extends Error {
+  constructor(id: number, outcome: StartOutcome) {
+    super(`message ${id} was called off before it went out (${outcome === 'quota' ? 'no quota left' : 'no longer ours'})`);
+  }
+}
+
+/** Resolves when the first of `promises` settles, or after `ms` at the latest. */
+async function firstOf(promises: Promise<unknown>[], ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await Promise.race([...promises.map((p) => p.catch(() => undefined)), new Promise((resolve) => (timer = setTimeout(resolve, ms)))]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 

@@ -101,6 +101,19 @@ export type SimSettings = Partial<
 >;
 
 /** An event to log. */
+/** Where a send goes: its SIM and channel, the lease it runs under, and the parts it takes from the SIM's quota. */
+export interface StartVia {
+  simId: number;
+  channelId: number | null;
+  leaseMs: number;
+  period: string;
+  parts: number;
+  quota: number | null;
+}
+
+/** A send's start: 'quota' when its parts do not fit (another process took them), 'lost' when no longer ours. */
+export type StartOutcome = 'started' | 'quota' | 'lost';
+
 export interface EventIn {
   kind: string;
   messageId?: number | null;
@@ -1074,28 +1087,40 @@ export class Storage {
    * the period, the message `sending` with its attempt counted, the SIM's last send time (pacing). 'quota' when the
    * parts do not fit (another process took them), 'lost' when the message is no longer ours to send.
    */
-  async startSending(
-    id: number,
-    owner: string,
-    via: { simId: number; channelId: number | null; leaseMs: number; period: string; parts: number; quota: number | null },
-    now = Date.now(),
-  ): Promise<'started' | 'quota' | 'lost'> {
+  async startSending(id: number, owner: string, via: StartVia, now = Date.now()): Promise<StartOutcome> {
+    return this.db.tx((tx) => this.startOne(tx, id, owner, via, now));
+  }
+
+  /**
+   * Several sends started in one transaction (one commit for channels that start together), each as
+   * startSending would; the outcomes in the order asked. In SIM order inside, so that two processes' batches lock
+   * the SIMs' usage rows in the same order.
+   */
+  async startSendingMany(starts: { id: number; owner: string; via: StartVia; now: number }[]): Promise<StartOutcome[]> {
+    if (starts.length === 0) return [];
     return this.db.tx(async (tx) => {
-      if (!(await this.reserve(tx, via.simId, via.period, via.parts, via.quota))) return 'quota';
-      // Ours only while the claim's lease runs (a message claimed in advance may have waited past it).
-      const r = await tx.run(
-        `UPDATE messages SET state = 'sending', attempts = attempts + 1, sim_id = ?, channel_id = ?, lease_expires_at = ?, reason = NULL, updated_at = ?
-         WHERE id = ? AND lease_owner = ? AND state = 'queued' AND (lease_expires_at IS NULL OR lease_expires_at >= ?)`,
-        [via.simId, via.channelId, now + via.leaseMs, now, id, owner, now],
-      );
-      if (r.changes !== 1) {
-        // Not ours any more: the reservation goes back with the rest of the transaction's work.
-        await this.commitParts(via.simId, via.period, via.parts, 0, tx);
-        return 'lost';
-      }
-      await tx.run('UPDATE sims SET last_sent_at = ? WHERE id = ?', [now, via.simId]);
-      return 'started';
+      const outcomes = new Map<number, StartOutcome>();
+      const order = starts.map((start, index) => ({ start, index })).sort((a, b) => a.start.via.simId - b.start.via.simId || a.index - b.index);
+      for (const { start, index } of order) outcomes.set(index, await this.startOne(tx, start.id, start.owner, start.via, start.now));
+      return starts.map((_, index) => outcomes.get(index)!);
     });
+  }
+
+  private async startOne(tx: Db, id: number, owner: string, via: StartVia, now: number): Promise<StartOutcome> {
+    if (!(await this.reserve(tx, via.simId, via.period, via.parts, via.quota))) return 'quota';
+    // Ours only while the claim's lease runs (a message claimed in advance may have waited past it).
+    const r = await tx.run(
+      `UPDATE messages SET state = 'sending', attempts = attempts + 1, sim_id = ?, channel_id = ?, lease_expires_at = ?, reason = NULL, updated_at = ?
+       WHERE id = ? AND lease_owner = ? AND state = 'queued' AND (lease_expires_at IS NULL OR lease_expires_at >= ?)`,
+      [via.simId, via.channelId, now + via.leaseMs, now, id, owner, now],
+    );
+    if (r.changes !== 1) {
+      // Not ours any more: the reservation goes back with the rest of the transaction's work.
+      await this.commitParts(via.simId, via.period, via.parts, 0, tx);
+      return 'lost';
+    }
+    await tx.run('UPDATE sims SET last_sent_at = ? WHERE id = ?', [now, via.simId]);
+    return 'started';
   }
 
   /** A failed attempt that may be retried: back to `queued` at `nextAttemptAt`, the error kept. */

@@ -57,6 +57,7 @@ interface ExecuteOptions {
   pdu?: string;
   promptTimeoutMs?: number;
   onSubmitted?: () => void;
+  ready?: () => Promise<void>;
 }
 
 /** Lines that are unsolicited whenever they come (27.005 §3.4.1, 27.007, and vendors' status noise). */
@@ -89,9 +90,13 @@ interface Pending {
   sendTimeoutMs?: number;
   /** Called once the PDU has been written: the modem has the message, the network's answer is awaited. */
   onSubmitted?: () => void;
+  /** The caller's go-ahead for the PDU, asked for when AT+CMGS has been written (see submitPdu). */
+  ready?: Promise<void>;
   promptSeen: boolean;
+  /** The PDU has been written (from then on the network may have the message, whatever happens). */
+  pduSent: boolean;
   resolve: (lines: string[]) => void;
-  reject: (error: SmsgateError) => void;
+  reject: (error: Error) => void;
   timer: NodeJS.Timeout;
 }
 
@@ -100,9 +105,16 @@ export interface AtSession {
   run(command: string, options?: CommandOptions): Promise<string[]>;
   /**
    * AT+CMGS=<length>, `> `, the PDU and Ctrl-Z; resolves with the answer lines (`+CMGS: <mr>`). `onSubmitted` is
-   * called when the PDU has been written (the wait for the network begins).
+   * called when the PDU has been written (the wait for the network begins). `ready`, when given, is called as soon as
+   * AT+CMGS has been written, and the PDU waits for its promise: the caller's own work (a commit) overlaps the
+   * prompt's round trip. If it rejects, ESC calls the message off (27.005 §3.5.1), nothing is sent, and submitPdu
+   * rejects with its error.
    */
-  submitPdu(length: number, pdu: string, options?: { promptTimeoutMs?: number; timeoutMs?: number; onSubmitted?: () => void }): Promise<string[]>;
+  submitPdu(
+    length: number,
+    pdu: string,
+    options?: { promptTimeoutMs?: number; timeoutMs?: number; onSubmitted?: () => void; ready?: () => Promise<void> },
+  ): Promise<string[]>;
 }
 
 export declare interface AtChannel {
@@ -160,6 +172,7 @@ export class AtChannel extends EventEmitter {
           pdu,
           promptTimeoutMs: options?.promptTimeoutMs ?? 5_000,
           onSubmitted: options?.onSubmitted,
+          ready: options?.ready,
         }),
     };
     const result = this.queue.then(() => fn(session));
@@ -187,6 +200,7 @@ export class AtChannel extends EventEmitter {
         lines: [],
         echo: new Set(pdu === undefined ? [command] : [command, pdu]),
         promptSeen: false,
+        pduSent: false,
         resolve,
         reject,
         timer: setTimeout(() => this.onTimeout(pending, firstDeadline), firstDeadline),
@@ -195,6 +209,16 @@ export class AtChannel extends EventEmitter {
       // Register before writing, so no answer can arrive unobserved.
       this.pending = pending;
       this.write(`${command}\r`).catch((error: SmsgateError) => this.finish(pending, error));
+      if (options.ready) {
+        // The command is on its way: the caller's go-ahead is worked out meanwhile.
+        try {
+          pending.ready = options.ready();
+        } catch (error) {
+          pending.ready = Promise.reject(error);
+        }
+        // Observed here too: the prompt may never come (the modem refuses AT+CMGS), and then nobody waits for it.
+        pending.ready.catch(() => undefined);
+      }
     });
   }
 
@@ -224,6 +248,22 @@ export class AtChannel extends EventEmitter {
     clearTimeout(pending.timer);
     const sendTimeoutMs = pending.sendTimeoutMs!;
     pending.timer = setTimeout(() => this.onTimeout(pending, sendTimeoutMs), sendTimeoutMs);
+    if (!pending.ready) return this.writePdu(pending);
+    pending.ready.then(
+      () => this.writePdu(pending),
+      (error: unknown) => {
+        if (this.pending !== pending) return;
+        // No go-ahead: ESC leaves PDU input with nothing sent; the modem's answer to it is outwaited by a resync.
+        this.write('\x1b').catch(() => undefined);
+        this.needsSync = true;
+        this.finish(pending, error instanceof Error ? error : new Error(String(error)));
+      },
+    );
+  }
+
+  private writePdu(pending: Pending): void {
+    if (this.pending !== pending) return;
+    pending.pduSent = true;
     this.write(`${pending.pdu}\x1a`).then(
       () => pending.onSubmitted?.(),
       (error: SmsgateError) => this.finish(pending, error),
@@ -278,7 +318,7 @@ export class AtChannel extends EventEmitter {
   private onTimeout(pending: Pending, ms: number): void {
     if (this.pending !== pending) return;
     this.needsSync = true;
-    if (pending.pdu !== undefined && pending.promptSeen) {
+    if (pending.pdu !== undefined && pending.pduSent) {
       // The PDU is out: the network may have taken it. Only the caller can decide what that means.
       this.finish(
         pending,
@@ -288,7 +328,7 @@ export class AtChannel extends EventEmitter {
       );
       return;
     }
-    const stage = pending.pdu !== undefined ? ' (no "> " prompt)' : '';
+    const stage = pending.pdu === undefined ? '' : pending.promptSeen ? ' (the PDU was held back: no go-ahead)' : ' (no "> " prompt)';
     if (pending.pdu !== undefined) {
       // Leave the modem's PDU input state: ESC cancels the message (27.005 §3.5.1).
       this.write('\x1b').catch(() => undefined);
@@ -296,12 +336,13 @@ export class AtChannel extends EventEmitter {
     this.finish(pending, new SmsgateError(ErrorCodes.AtTimeout, `${pending.command}: no answer within ${ms} ms${stage}`, { retry: 'retry-same' }));
   }
 
-  private finish(pending: Pending, error: SmsgateError | null): void {
+  private finish(pending: Pending, error: Error | null): void {
     if (this.pending !== pending) return;
     clearTimeout(pending.timer);
     this.pending = null;
     // A final result after a timeout means the modem talks again; a plain AT that got one is a resync.
-    if (pending.command === 'AT' && error?.code !== ErrorCodes.AtTimeout && error?.code !== ErrorCodes.PortClosed) {
+    const code = error instanceof SmsgateError ? error.code : null;
+    if (pending.command === 'AT' && code !== ErrorCodes.AtTimeout && code !== ErrorCodes.PortClosed) {
       this.needsSync = false;
     }
     if (error) pending.reject(error);
@@ -312,7 +353,7 @@ export class AtChannel extends EventEmitter {
     if (this.closed) return;
     this.closed = true;
     const pending = this.pending;
-    if (pending?.pdu !== undefined && pending.promptSeen) {
+    if (pending?.pdu !== undefined && pending.pduSent) {
       const error = new SmsgateError(ErrorCodes.PortClosed, `${this.path}: the port closed after the PDU was sent; it may have reached the network`, {
         retry: 'unknown',
       });

@@ -164,6 +164,68 @@ describe('AtChannel', () => {
     expect(transport.written).toEqual(['AT+CMGS=13\r', '0011000B91\x1a']);
   });
 
+  it('asks for the go-ahead once AT+CMGS is written, and holds the PDU back until it comes', async () => {
+    const { transport, channel } = setup();
+    transport.onWrite = (data) => {
+      if (data === 'AT+CMGS=13\r') transport.push('\r\n> ');
+      if (data.endsWith('\x1a')) transport.push('\r\n+CMGS: 12\r\n\r\nOK\r\n');
+    };
+    let writtenWhenAsked: string[] = [];
+    let submitted = false;
+    let go!: () => void;
+    const sending = channel.hold((s) =>
+      s.submitPdu(13, '0011000B91', {
+        ready: () => {
+          writtenWhenAsked = [...transport.written];
+          return new Promise<void>((resolve) => (go = resolve));
+        },
+        onSubmitted: () => (submitted = true),
+      }),
+    );
+    // The prompt has come; the PDU waits for the go-ahead.
+    await new Promise((r) => setTimeout(r, 30));
+    expect(writtenWhenAsked).toEqual(['AT+CMGS=13\r']);
+    expect(transport.written).toEqual(['AT+CMGS=13\r']);
+    expect(submitted).toBe(false);
+    go();
+    expect(await sending).toEqual(['+CMGS: 12']);
+    expect(transport.written).toEqual(['AT+CMGS=13\r', '0011000B91\x1a']);
+    expect(submitted).toBe(true);
+  });
+
+  it('calls the message off with ESC when the go-ahead is refused: nothing sent, the next command resynchronises', async () => {
+    const { transport, channel } = setup();
+    transport.onWrite = (data) => {
+      if (data === 'AT+CMGS=13\r') transport.push('\r\n> ');
+      if (data === '\x1b') transport.push('\r\nOK\r\n');
+      if (data === 'AT\r') transport.push('\r\nOK\r\n');
+      if (data === 'AT+CSQ\r') transport.push('\r\n+CSQ: 9,99\r\n\r\nOK\r\n');
+    };
+    const refused = new Error('no quota left');
+    let submitted = false;
+    const error = await failure(channel.hold((s) => s.submitPdu(13, '00', { ready: async () => Promise.reject(refused), onSubmitted: () => (submitted = true) })));
+    expect(error).toBe(refused);
+    expect(submitted).toBe(false);
+    expect(transport.written).toEqual(['AT+CMGS=13\r', '\x1b']);
+    // The modem's OK to the ESC is not taken for the next command's answer.
+    expect(await channel.run('AT+CSQ')).toEqual(['+CSQ: 9,99']);
+    expect(transport.written.filter((w) => !['\x1b', 'AT\r'].includes(w))).toEqual(['AT+CMGS=13\r', 'AT+CSQ\r']);
+  });
+
+  it("counts a port that closes while the PDU waits for its go-ahead as not sent (not 'unknown')", async () => {
+    const { transport, channel } = setup();
+    transport.onWrite = (data) => {
+      if (data === 'AT+CMGS=13\r') {
+        transport.push('\r\n> ');
+        setTimeout(() => transport.unplug(), 10);
+      }
+    };
+    const error = await failure(channel.hold((s) => s.submitPdu(13, '00', { ready: () => new Promise<void>(() => undefined) })));
+    expect(error).toMatchObject({ code: 'PORT_CLOSED' });
+    expect(error.retry).not.toBe('unknown');
+    expect(transport.written).toEqual(['AT+CMGS=13\r']);
+  });
+
   it('cancels with ESC when the prompt does not come, then resynchronises before the next command', async () => {
     const { transport, channel } = setup();
     transport.onWrite = (data) => {

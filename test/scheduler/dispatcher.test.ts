@@ -4,6 +4,7 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import type { MessageState } from '../../sql/storage.js';
+import { billingPeriod } from '../../scheduler/rules.js';
 import { type TestGateway, startGateway } from '../helpers/gateway.js';
 
 const gateways: TestGateway[] = [];
@@ -67,6 +68,40 @@ describe('quota balancing', () => {
     expect(Math.abs(x! - 5)).toBeLessThanOrEqual(1);
     expect(Math.abs(y! - 10)).toBeLessThanOrEqual(1);
     expect(Math.abs(z! - 15)).toBeLessThanOrEqual(1);
+  });
+});
+
+describe('the start of a send', () => {
+  it('calls the send off with ESC when another process took the quota while AT+CMGS was on its way: nothing sent, the message waits, the channel goes on', async () => {
+    const g = await gateway({ modems: 1 });
+    const sim = g.sims[0]!;
+    await g.storage.updateSim(sim.id, { monthlyQuota: 2 });
+    // Another gateway process on the same database, with a message of its own for this SIM.
+    const { messages } = await g.storage.enqueue([{ userId: g.userId, recipient: '+79160000999', text: 'theirs', encoding: 'gsm7', parts: 2 }]);
+    const theirs = messages[0]!;
+    expect(await g.storage.claimDue('gw-other', Date.now(), 60_000, 1)).toHaveLength(1);
+    const start = g.storage.startSendingMany.bind(g.storage);
+    let raced = false;
+    g.storage.startSendingMany = async (starts) => {
+      if (!raced) {
+        raced = true;
+        // It starts its send (2 parts: the SIM's whole quota) just before ours commits.
+        const via = { simId: sim.id, channelId: null, leaseMs: 60_000, period: billingPeriod(sim.billingDay, Date.now()), parts: 2, quota: 2 };
+        expect(await g.storage.startSending(theirs.id, 'gw-other', via)).toBe('started');
+      }
+      return start(starts);
+    };
+    const [ours] = await g.enqueue(1);
+    await g.drainUntil(async () => raced && /quota exhausted/.test((await g.storage.getMessage(ours!))!.reason ?? ''));
+    await g.dispatcher.idle();
+    expect(g.sim.sim.records()).toHaveLength(0);
+    expect(await g.storage.getMessage(ours!)).toMatchObject({ state: 'queued', attempts: 0 });
+    expect(await g.storage.usage(sim.id, billingPeriod(sim.billingDay, Date.now()))).toEqual({ used: 0, reserved: 2 });
+    // The channel was left in a known state: with room in the quota, our message goes, once.
+    await g.storage.updateSim(sim.id, { monthlyQuota: 3 });
+    await g.dispatcher.settingsChanged();
+    await g.drainUntil(async () => (await g.storage.getMessage(ours!))!.state === 'sent');
+    expect(g.sim.sim.records().map((r) => r.text)).toEqual([(await g.storage.getMessage(ours!))!.text]);
   });
 });
 

@@ -258,6 +258,30 @@ describe.each(engines)('storage on %s', (_engine, makeUrl) => {
     expect((await store.listEvents({ messageId: m!.id })).map((e) => e.kind)).toEqual(['message.sent']);
   });
 
+  it('starts several sends in one transaction, each as startSending would, in the order asked', async () => {
+    const a = await store.upsertSim({ imsi: '250020000000078' });
+    const b = await store.upsertSim({ imsi: '250020000000079' });
+    const [m, n, o, p] = (await store.enqueue([message({ parts: 2 }), message({ parts: 2 }), message({ parts: 1 }), message({ parts: 1 })], 0)).messages;
+    await store.claimDue('gw', 0, 60_000, 4);
+    const viaA = { simId: a.id, channelId: 1, leaseMs: 60_000, period: '2026-11', parts: 2, quota: 3 };
+    const viaB = { simId: b.id, channelId: 2, leaseMs: 60_000, period: '2026-11', parts: 1, quota: null };
+    const outcomes = await store.startSendingMany([
+      { id: o!.id, owner: 'gw', via: viaB, now: 5 },
+      { id: m!.id, owner: 'gw', via: viaA, now: 5 },
+      // the batch's own reservation counts: 2 + 2 parts do not fit a quota of 3
+      { id: n!.id, owner: 'gw', via: viaA, now: 5 },
+      { id: p!.id, owner: 'other', via: viaB, now: 5 },
+    ]);
+    expect(outcomes).toEqual(['started', 'started', 'quota', 'lost']);
+    expect(await store.usage(a.id, '2026-11')).toEqual({ used: 0, reserved: 2 });
+    expect(await store.usage(b.id, '2026-11')).toEqual({ used: 0, reserved: 1 });
+    expect(await store.getMessage(m!.id)).toMatchObject({ state: 'sending', attempts: 1, simId: a.id, channelId: 1 });
+    expect(await store.getMessage(o!.id)).toMatchObject({ state: 'sending', attempts: 1, simId: b.id, channelId: 2 });
+    expect(await store.getMessage(n!.id)).toMatchObject({ state: 'queued', attempts: 0 });
+    expect(await store.getMessage(p!.id)).toMatchObject({ state: 'queued', attempts: 0 });
+    expect(await store.startSendingMany([])).toEqual([]);
+  });
+
   it('walks a message through sending and sent; only the lease owner may', async () => {
     const [m] = (await store.enqueue([message({ parts: 2 })], 0)).messages;
     await store.claimDue('gw-a', 0, 1000, 1);
