@@ -207,8 +207,9 @@ export class RemoteSender implements SmsSender {
 
   async send(sms: OutgoingSms, hooks: SendHooks = {}): Promise<PartResult[]> {
     const expected = countSegments(sms.text, { encoding: chooseEncoding(sms.text, sms.encoding ?? 'auto') }).parts;
-    // The box's sendsms sends at once: the go-ahead comes first.
+    // The box's sendsms sends at once: the go-ahead comes first, and from then on the message is on its way.
     await hooks.ready?.();
+    hooks.submitted?.();
     let result: ExecResult;
     try {
       result = await this.box.exec(this.argv(sms), this.options.timeoutMs);

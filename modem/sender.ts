@@ -54,7 +54,7 @@ export interface SmsInbox {
 export interface SendHooks {
   /**
    * The modem has the message (the first part's PDU is written) and the network's answer is awaited: the caller's
-   * other work can go on without delaying this send. Not every channel can tell; those never call it.
+   * other work can go on without delaying this send. A remote box's channel calls it when its sendsms starts.
    */
   submitted?: () => void;
   /**

@@ -473,7 +473,7 @@ export class Dispatcher {
     // Once the modem has this message, the channel waits for the network: the time for work that must not sit
     // between two sends — the previous messages' bookkeeping (see send) and claiming this channel's next message.
     void submitted
-      .then(() => this.quiet(1_000))
+      .then(() => this.quiet(QUIET_MAX_MS))
       .then(() => {
         if (this.options.prefetch !== false && spareFor(slot) && this.prefetchSims.has(slot.simId)) this.wake();
       });
@@ -648,7 +648,7 @@ export class Dispatcher {
       // starting a send (a commit is not cheap on an SD card). The state stays `sending` meanwhile, as during the
       // send: a crash now leaves it `unknown`, never resent.
       release();
-      await this.quiet(1_000);
+      await this.quiet(QUIET_MAX_MS);
       await this.storage.completeSend(
         message.id,
         this.owner,
@@ -769,6 +769,12 @@ export class Dispatcher {
     }
   }
 }
+
+/**
+ * How long work kept off the busiest path (see quiet()) waits at most: short, since a sent message stays `sending`
+ * meanwhile (a crash then leaves it `unknown`).
+ */
+const QUIET_MAX_MS = 200;
 
 /** A send called off before its PDU went out: its start was not to be. */
 class SendCalledOff extends Error {

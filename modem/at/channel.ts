@@ -266,7 +266,12 @@ export class AtChannel extends EventEmitter {
     pending.pduSent = true;
     this.write(`${pending.pdu}\x1a`).then(
       () => pending.onSubmitted?.(),
-      (error: SmsgateError) => this.finish(pending, error),
+      (error: Error) => {
+        // A write that failed or hung may still have reached the modem, whole or in part: maybe sent.
+        this.needsSync = true;
+        const code = error instanceof SmsgateError ? error.code : ErrorCodes.PortClosed;
+        this.finish(pending, new SmsgateError(code, `${this.path}: writing the PDU failed (${error.message}); it may have reached the network`, { retry: 'unknown' }));
+      },
     );
   }
 
@@ -298,6 +303,13 @@ export class AtChannel extends EventEmitter {
       this.write('\x1b').catch(() => undefined);
       this.needsSync = true;
       return this.finish(pending, new SmsgateError(ErrorCodes.AtBadAnswer, `${pending.command}: OK instead of the "> " prompt (out of step)`, { retry: 'retry-same' }));
+    }
+    if (pending?.pdu !== undefined && pending.promptSeen && !pending.pduSent && (FINAL_OK.test(line) || FINAL_FAIL.test(line) || CME_CMS.test(line))) {
+      // A final result while the PDU waits for its go-ahead: the modem is out of step, or left PDU input by itself.
+      // Nothing was sent; ESC in case it still waits for a PDU, and resynchronise.
+      this.write('\x1b').catch(() => undefined);
+      this.needsSync = true;
+      return this.finish(pending, new SmsgateError(ErrorCodes.AtBadAnswer, `${pending.command}: ${line} while the PDU was held back (out of step); nothing was sent`, { retry: 'retry-same' }));
     }
     if (pending && FINAL_OK.test(line)) return this.finish(pending, null);
     if (pending && FINAL_FAIL.test(line)) {

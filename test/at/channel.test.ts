@@ -212,6 +212,36 @@ describe('AtChannel', () => {
     expect(transport.written.filter((w) => !['\x1b', 'AT\r'].includes(w))).toEqual(['AT+CMGS=13\r', 'AT+CSQ\r']);
   });
 
+  it('takes a final result while the PDU waits for its go-ahead as out of step: ESC, nothing sent, resynchronised', async () => {
+    const { transport, channel } = setup();
+    transport.onWrite = (data) => {
+      if (data === 'AT+CMGS=13\r') transport.push('\r\n> ', '\r\nERROR\r\n');
+      if (data === 'AT\r') transport.push('\r\nOK\r\n');
+      if (data === 'AT+CSQ\r') transport.push('\r\n+CSQ: 9,99\r\n\r\nOK\r\n');
+    };
+    let go!: () => void;
+    const sending = failure(channel.hold((s) => s.submitPdu(13, '00', { ready: () => new Promise<void>((resolve) => (go = resolve)) })));
+    const error = await sending;
+    go();
+    expect(error).toMatchObject({ code: 'AT_BAD_ANSWER', retry: 'retry-same' });
+    expect(error.message).toMatch(/nothing was sent/);
+    expect(await channel.run('AT+CSQ')).toEqual(['+CSQ: 9,99']);
+    expect(transport.written.filter((w) => w.endsWith('\x1a'))).toEqual([]);
+    expect(transport.written.slice(0, 2)).toEqual(['AT+CMGS=13\r', '\x1b']);
+  });
+
+  it("counts a PDU whose write fails as maybe sent ('unknown'), not as retryable", async () => {
+    const { transport, channel } = setup();
+    transport.onWrite = (data) => {
+      if (data === 'AT+CMGS=13\r') transport.push('\r\n> ');
+    };
+    const write = transport.write.bind(transport);
+    transport.write = (data: string) => (data.endsWith('\x1a') ? Promise.reject(new Error('a write took over 5000 ms')) : write(data));
+    const error = await failure(channel.hold((s) => s.submitPdu(13, '00')));
+    expect(error).toMatchObject({ retry: 'unknown' });
+    expect(error.message).toMatch(/may have reached the network/);
+  });
+
   it("counts a port that closes while the PDU waits for its go-ahead as not sent (not 'unknown')", async () => {
     const { transport, channel } = setup();
     transport.onWrite = (data) => {
