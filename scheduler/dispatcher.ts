@@ -350,6 +350,10 @@ export class Dispatcher {
     if (claimed.length === 0) return;
     const sims = await this.simStates(now);
     const admins = new Map<number, boolean>();
+    // Launched together, not one after the other: each channel's AT+CMGS goes out at once, and their starts share
+    // one commit (requestStart). A start that does not happen (another process took the quota) is known only then;
+    // until then this batch counts its parts as taken, which can only hold a message back, never overrun a quota.
+    const launches: Promise<{ started: boolean } | { error: unknown }>[] = [];
     for (const message of claimed) {
       if (!admins.has(message.userId)) admins.set(message.userId, (await this.storage.getUser(message.userId))?.role === 'admin');
       const affinitySimId = this.options.affinity ? await this.storage.lastSimFor(message.recipient) : null;
@@ -383,8 +387,16 @@ export class Dispatcher {
       // choice was made on still holds (a health check may have taken the idle channel meanwhile).
       const spareSlot = slot || this.options.prefetch === false || !prefetchable(choice.sim) ? undefined : this.slots.find((s) => s.simId === choice.sim.id && spareFor(s));
       if (slot) {
-        if (await this.launch(message, slot, choice.sim, period, now)) started++;
-        else state.taken -= message.parts;
+        launches.push(
+          // Settled into a value at once: a rejection must not sit unhandled while the drain goes on.
+          this.launch(message, slot, choice.sim, period, now).then(
+            (launched) => {
+              if (!launched) state.taken -= message.parts;
+              return { started: launched !== null };
+            },
+            (error: unknown) => ({ error }),
+          ),
+        );
       } else if (spareSlot) spareSlot.next = { message, sim: choice.sim, period };
       else {
         state.taken -= message.parts;
@@ -392,6 +404,10 @@ export class Dispatcher {
       }
       state.idleChannel = this.slots.some((s) => s.simId === state.sim.id && (ready(s) || (this.options.prefetch !== false && spareFor(s) && prefetchable(state.sim))));
     }
+    const outcomes = await Promise.all(launches);
+    started += outcomes.filter((o) => 'started' in o && o.started).length;
+    const failed = outcomes.find((o) => 'error' in o);
+    if (failed && 'error' in failed) throw failed.error;
     // Channels still idle after a full batch: the next messages may go (or get their reason). A few batches in a
     // row that start nothing are the limit: messages handed back for "now" must not make the drain spin.
     this.fruitless = started > 0 ? 0 : this.fruitless + 1;
