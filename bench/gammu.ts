@@ -36,6 +36,8 @@ interface Run {
   utilisation: number;
   /** Parts the network received more than once (a resend). */
   duplicates: number;
+  /** Parts each channel sent, in port order: every channel must share the work, or the comparison means nothing. */
+  perChannel: number[];
 }
 
 function need(command: string, packages: string): void {
@@ -47,14 +49,16 @@ function recipients(n: number): string[] {
 }
 
 /** Waits for `count` network records (or gives up after `limitMs`); returns the times of the first and last. */
-async function drained(sim: Simulator, count: number, limitMs: number): Promise<{ first: number; last: number; records: number; duplicates: number }> {
+async function drained(sim: Simulator, count: number, limitMs: number): Promise<{ first: number; last: number; records: number; duplicates: number; perChannel: number[] }> {
   const until = Date.now() + limitMs;
   for (;;) {
     const records = sim.records();
     if (records.length >= count || Date.now() > until) {
       const times = records.map((r) => Date.parse(r.time));
       const distinct = new Set(records.map((r) => r.to)).size;
-      return { first: Math.min(...times), last: Math.max(...times), records: records.length, duplicates: records.length - distinct };
+      const ports = sim.info().map((m) => m.ports[0]!.path);
+      const perChannel = ports.map((port) => records.filter((r) => r.port === port).length);
+      return { first: Math.min(...times), last: Math.max(...times), records: records.length, duplicates: records.length - distinct, perChannel };
     }
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -86,6 +90,7 @@ function result(system: string, settings: Run['settings'], channels: number, lat
     ideal: Number(ideal.toFixed(2)),
     utilisation: Number((throughput / ideal).toFixed(3)),
     duplicates: d.duplicates,
+    perChannel: d.perChannel,
   };
 }
 
@@ -97,18 +102,14 @@ async function runGammu(label: string, tuning: Record<string, number>, channels:
     const db = new Database(join(root, 'smsd.db'));
     db.exec(readFileSync(SCHEMA, 'utf8'));
     db.close();
+    const storage = ['[smsd]', 'service = sql', 'driver = sqlite3', 'sql = sqlite', 'database = smsd.db', `dbdir = ${root}`];
     const configs = sim.info().map((modem, i) => {
       const path = join(root, `smsd${i}.rc`);
       const lines = [
         '[gammu]',
         `device = ${modem.ports[0]!.path}`,
         'connection = at',
-        '[smsd]',
-        'service = sql',
-        'driver = sqlite3',
-        'sql = sqlite',
-        'database = smsd.db',
-        `dbdir = ${root}`,
+        ...storage,
         `phoneid = ch${i}`,
         `logfile = ${join(root, `smsd${i}.log`)}`,
         'debuglevel = 0',
@@ -117,10 +118,18 @@ async function runGammu(label: string, tuning: Record<string, number>, channels:
       writeFileSync(path, `${lines.join('\n')}\n`);
       return path;
     });
-    // The messages, as gammu-smsd users queue them.
+    // The messages, as gammu-smsd users queue them: through a configuration without a PhoneID, so that their
+    // SenderID is empty and any daemon may take them (gammu-smsd-inject copies the PhoneID of the configuration it is
+    // given into SenderID, and a daemon takes only messages with an empty SenderID or its own).
+    const inject = join(root, 'inject.rc');
+    writeFileSync(inject, `${storage.join('\n')}\n`);
     for (const [i, to] of recipients(messages).entries()) {
-      execFileSync('gammu-smsd-inject', ['-c', configs[0]!, 'TEXT', to, '-text', `bench ${i}`], { stdio: 'ignore' });
+      execFileSync('gammu-smsd-inject', ['-c', inject, 'TEXT', to, '-text', `bench ${i}`], { stdio: 'ignore' });
     }
+    const check = new Database(join(root, 'smsd.db'), { readonly: true });
+    const senders = check.prepare("SELECT COUNT(*) AS n FROM outbox WHERE SenderID IS NOT NULL AND SenderID <> ''").get() as { n: number };
+    check.close();
+    if (senders.n > 0) throw new Error(`gammu-smsd-inject pinned ${senders.n} messages to one daemon (SenderID set)`);
     const start = Date.now();
     for (const config of configs) daemons.push(spawn('gammu-smsd', ['-c', config], { stdio: 'ignore' }));
     const d = await drained(sim, messages, Math.max(120_000, (messages / channels) * 5_000));
@@ -169,10 +178,12 @@ const messages = Number(values.messages ?? 200);
 const runs: Run[] = [];
 runs.push(await runSmsgate(channels, latencyMs, messages));
 // gammu-smsd as installed (its documented defaults), then tuned for throughput as its manual suggests: no status
-// polling, no receive checks while sending, no sleep in the main loop, the outbox scanned every second.
+// polling, no receive checks while sending, no signal, battery, network or PIN checks. LoopSleep stays at its default
+// of 1 s: gammu-smsd 1.42 does not sleep between messages that wait anyway, and LoopSleep = 0 makes every idle
+// daemon spin a core.
 runs.push(await runGammu('gammu-smsd (defaults)', {}, channels, latencyMs, messages));
 runs.push(
-  await runGammu('gammu-smsd (tuned)', { commtimeout: 1, loopsleep: 0, statusfrequency: 0, receivefrequency: 3600, checksignal: 0, checkbattery: 0, checknetwork: 0, checksecurity: 0 }, channels, latencyMs, messages),
+  await runGammu('gammu-smsd (tuned)', { commtimeout: 1, statusfrequency: 0, receivefrequency: 3600, checksignal: 0, checkbattery: 0, checknetwork: 0, checksecurity: 0 }, channels, latencyMs, messages),
 );
 const smsgate = runs[0]!;
 const versions = {
@@ -186,10 +197,10 @@ mkdirSync(join(PROJECT_ROOT, 'bench', 'results'), { recursive: true });
 writeFileSync(join(PROJECT_ROOT, 'bench', 'results', 'gammu.json'), `${JSON.stringify(out, null, 2)}\n`);
 console.log(JSON.stringify(out));
 console.log(`\n${channels} channels, ${latencyMs} ms per send, ${messages} messages; clock from process start to the last part on the network`);
-console.log('system                   seconds  first-send  msg/s   ideal   utilisation  duplicates');
+console.log('system                   seconds  first-send  msg/s   ideal   utilisation  duplicates  per channel');
 for (const r of runs) {
   console.log(
-    `${r.system.padEnd(23)}  ${r.seconds.toFixed(2).padStart(7)}  ${r.firstSendSeconds.toFixed(2).padStart(10)}  ${r.throughput.toFixed(1).padStart(5)}  ${r.ideal.toFixed(1).padStart(6)}  ${r.utilisation.toFixed(3).padStart(11)}  ${String(r.duplicates).padStart(10)}`,
+    `${r.system.padEnd(23)}  ${r.seconds.toFixed(2).padStart(7)}  ${r.firstSendSeconds.toFixed(2).padStart(10)}  ${r.throughput.toFixed(1).padStart(5)}  ${r.ideal.toFixed(1).padStart(6)}  ${r.utilisation.toFixed(3).padStart(11)}  ${String(r.duplicates).padStart(10)}  ${r.perChannel.join(' / ')}`,
   );
 }
 for (const r of ratios) console.log(`smsgate time / ${r.against} time: ${r.smsgateOverGammuTime} (smsgate ${r.speedup}x as fast)`);
