@@ -121,8 +121,9 @@ async function runGammu(label: string, tuning: Record<string, number>, channels:
     // The messages, as gammu-smsd users queue them: through a configuration without a PhoneID, so that their
     // SenderID is empty and any daemon may take them (gammu-smsd-inject copies the PhoneID of the configuration it is
     // given into SenderID, and a daemon takes only messages with an empty SenderID or its own).
+    // (It reads a [gammu] section too, though it never opens the device.)
     const inject = join(root, 'inject.rc');
-    writeFileSync(inject, `${storage.join('\n')}\n`);
+    writeFileSync(inject, `${['[gammu]', `device = ${sim.info()[0]!.ports[0]!.path}`, 'connection = at', ...storage].join('\n')}\n`);
     for (const [i, to] of recipients(messages).entries()) {
       execFileSync('gammu-smsd-inject', ['-c', inject, 'TEXT', to, '-text', `bench ${i}`], { stdio: 'ignore' });
     }
