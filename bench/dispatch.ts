@@ -40,6 +40,8 @@ interface Run {
    */
   answerToNextCmgsMs: number;
   cmgsToPduMs: number;
+  /** From the batch's commit to the first AT+CMGS the modems saw, ms. */
+  firstCommandMs: number;
   /** How evenly the drain spread over the channels: the fewest and the most sends of one channel. */
   sendsPerChannel: { min: number; max: number };
   pduToAnswerOverLatencyMs: number;
@@ -150,6 +152,7 @@ async function run(channels: number, latencyMs: number, messages: number, idleSa
   while (sim.records().length < messages) await new Promise((r) => setTimeout(r, 20));
   const records = sim.records();
   const seconds = (Math.max(...records.map((r) => Date.parse(r.time))) - acceptedAt) / 1000;
+  const firstCommandMs = Math.min(...records.map((r) => r.commandAt)) - acceptedAt;
   const answerToNext: number[] = [];
   const cmgsToPdu: number[] = [];
   const overLatency: number[] = [];
@@ -200,6 +203,7 @@ async function run(channels: number, latencyMs: number, messages: number, idleSa
     idleStartP99: percentile(idleStarts, 99),
     answerToNextCmgsMs: mean(answerToNext),
     sendsPerChannel: { min: Math.min(...perChannel), max: Math.max(...perChannel) },
+    firstCommandMs,
     cmgsToPduMs: mean(cmgsToPdu),
     pduToAnswerOverLatencyMs: mean(overLatency),
   };

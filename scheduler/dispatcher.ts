@@ -253,6 +253,7 @@ export class Dispatcher {
 
   private async housekeeping(): Promise<void> {
     const now = this.clock();
+    await this.storage.checkpoint();
     await this.storage.recoverStale(now);
     const days = this.options.retentionDays ?? 90;
     if (days > 0) await this.storage.purgeHistory(now - days * 86_400_000);
@@ -676,6 +677,9 @@ export class Dispatcher {
       this.log(`message ${message.id} sent: ${refs.length} part(s) in ${now - start} ms`, { message_id: message.id, sim: sim.id, channel: slot.sender.label, result: 'sent', refs });
       if (message.report && this.unmatchedReports.length > 0) await this.retryReports(sim.id);
       this.options.observer?.finished('sent', sim.id);
+      // While the channels wait for the network: the moment to fold the database's log back, when it has grown.
+      await this.quiet(QUIET_MAX_MS);
+      await this.storage.checkpoint();
       return;
     }
     await this.storage.commitParts(sim.id, period, message.parts, refs.length);

@@ -504,6 +504,11 @@ export class Storage {
     return applied;
   }
 
+  /** Folds SQLite's write-ahead log back when enough was written (or always with `force`); see Db.checkpoint. */
+  checkpoint(options?: { force?: boolean }): Promise<void> {
+    return this.db.checkpoint(options);
+  }
+
   async close(): Promise<void> {
     await this.db.close();
   }
