@@ -8,7 +8,7 @@
  * pool; a transaction holds one connection from BEGIN to COMMIT, and row locks with SKIP LOCKED keep several gateway
  * processes off each other's messages.
  */
-import { mkdirSync } from 'node:fs';
+import { closeSync, fdatasync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import mysql from 'mysql2/promise';
@@ -49,19 +49,32 @@ class Mutex {
   }
 }
 
-export function openSqlite(path: string): Db {
+/** How an SQLite database makes its commits durable: fdatasync of the write-ahead log's file (tests may watch it). */
+export type SyncFile = (fd: number) => Promise<void>;
+
+const fdatasyncFile: SyncFile = (fd) =>
+  new Promise((resolve, reject) => {
+    fdatasync(fd, (error) => (error ? reject(error) : resolve()));
+  });
+
+export function openSqlite(path: string, options: { syncFile?: SyncFile } = {}): Db {
   if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
   const db = new Database(path);
   db.pragma('journal_mode = WAL');
-  // Every commit on disk before it returns: a message marked `sending` must survive a power cut, or it could go out
-  // twice without a record (SQLite's default; said here so that it stays so).
-  db.pragma('synchronous = FULL');
+  // Every commit is on disk before its promise resolves: a message marked `sending` must survive a power cut, or it
+  // could go out twice without a record; an accepted message must not vanish. SQLite's FULL would fsync inside the
+  // commit, and better-sqlite3 would hold the whole event loop — serial ports included — for it (0.6 ms here, several
+  // ms on an SD card). So the commit itself does not wait for the disk (NORMAL, which in WAL mode keeps the database
+  // consistent and syncs the log before each checkpoint), and the log's file is then synced off the event loop: the
+  // caller's promise resolves only after an fdatasync that began after its commit. Commits that come while one runs
+  // share the next one.
+  db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
   db.pragma('foreign_keys = ON');
   // SQLite's own checkpoint runs inside whichever commit fills the log past 1000 pages — now and then a commit that
-  // takes 10 ms instead of 0.3 (several times that on an SD card), and with better-sqlite3 the whole event loop waits,
-  // serial ports included. So the log is folded back when the gateway asks (Storage.checkpoint: when no channel is
-  // starting a send, and in housekeeping), and by itself only after CHECKPOINT_HARD writes nobody asked about.
+  // takes 10 ms instead of 0.3 (several times that on an SD card), and the whole event loop waits. So the log is folded
+  // back when the gateway asks (Storage.checkpoint: when no channel is starting a send, and in housekeeping), and by
+  // itself only after CHECKPOINT_HARD writes nobody asked about.
   db.pragma('wal_autocheckpoint = 0');
   let written = 0;
   const fold = () => {
@@ -75,6 +88,33 @@ export function openSqlite(path: string): Db {
   // After a commit (a transaction's, or a single statement's outside one).
   const committed = () => {
     if (written >= CHECKPOINT_HARD) fold();
+  };
+  const syncFile = options.syncFile ?? fdatasyncFile;
+  let logFd: number | null = null;
+  let syncing: Promise<void> | null = null;
+  let next: Promise<void> | null = null;
+  /** Resolves once an fdatasync of the log that began after this call has ended. */
+  const durable = (): Promise<void> => {
+    if (path === ':memory:') return Promise.resolve();
+    if (!syncing) {
+      logFd ??= openSync(`${path}-wal`, 'r+');
+      syncing = syncFile(logFd).finally(() => {
+        syncing = null;
+      });
+      return syncing;
+    }
+    // One is under way, perhaps begun before this commit: the next one covers it, and every commit made meanwhile.
+    next ??= syncing.then(
+      () => {
+        next = null;
+        return durable();
+      },
+      () => {
+        next = null;
+        return durable();
+      },
+    );
+    return next;
   };
   const mutex = new Mutex();
   // Statements are prepared once: the storage's SQL is a fixed set of strings (parameters go apart), and preparing
@@ -102,27 +142,29 @@ export function openSqlite(path: string): Db {
       db.close();
     },
   };
+  /** Runs one operation under the mutex; if it wrote, waits (outside the mutex) until its commit is on disk. */
+  const operation = async <T>(work: () => Promise<T>): Promise<T> => {
+    let wrote = false;
+    const result = await mutex.lock(async () => {
+      const before = written;
+      const value = await work();
+      wrote = written !== before;
+      if (wrote) committed();
+      return value;
+    });
+    if (wrote) await durable();
+    return result;
+  };
   return {
     dialect: 'sqlite',
-    all: <T>(sql: string, params?: Param[]) =>
-      mutex.lock(async () => {
-        const rows = await direct.all<T>(sql, params);
-        committed();
-        return rows;
-      }),
-    run: (sql, params) =>
-      mutex.lock(async () => {
-        const result = await direct.run(sql, params);
-        committed();
-        return result;
-      }),
+    all: <T>(sql: string, params?: Param[]) => operation(() => direct.all<T>(sql, params)),
+    run: (sql, params) => operation(() => direct.run(sql, params)),
     tx: (fn) =>
-      mutex.lock(async () => {
+      operation(async () => {
         db.exec('BEGIN IMMEDIATE');
         try {
           const result = await fn(direct);
           db.exec('COMMIT');
-          committed();
           return result;
         } catch (error) {
           if (db.inTransaction) db.exec('ROLLBACK');
@@ -135,7 +177,11 @@ export function openSqlite(path: string): Db {
       }),
     close: () =>
       mutex.lock(async () => {
+        // Whatever was committed is on disk before the file is let go.
+        if (syncing || next) await Promise.allSettled([syncing, next]);
         db.close();
+        if (logFd !== null) closeSync(logFd);
+        logFd = null;
       }),
   };
 }
