@@ -97,7 +97,15 @@ export function openSqlite(path: string, options: { syncFile?: SyncFile } = {}):
   const durable = (): Promise<void> => {
     if (path === ':memory:') return Promise.resolve();
     if (!syncing) {
-      logFd ??= openSync(`${path}-wal`, 'r+');
+      if (logFd === null) {
+        try {
+          logFd = openSync(`${path}-wal`, 'r+');
+        } catch (error) {
+          // No log yet: nothing was written to it, so there is nothing to make durable.
+          if ((error as NodeJS.ErrnoException).code === 'ENOENT') return Promise.resolve();
+          throw error;
+        }
+      }
       syncing = syncFile(logFd).finally(() => {
         syncing = null;
       });
