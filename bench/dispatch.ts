@@ -40,11 +40,11 @@ interface Run {
    */
   answerToNextCmgsMs: number;
   cmgsToPduMs: number;
+  pduToAnswerOverLatencyMs: number;
   /** From the batch's commit to the first AT+CMGS the modems saw, ms. */
   firstCommandMs: number;
   /** How evenly the drain spread over the channels: the fewest and the most sends of one channel. */
   sendsPerChannel: { min: number; max: number };
-  pduToAnswerOverLatencyMs: number;
 }
 
 function mean(values: number[]): number {

@@ -85,10 +85,6 @@ export function openSqlite(path: string, options: { syncFile?: SyncFile } = {}):
     if (!statement.readonly) written++;
     return statement;
   };
-  // After a commit (a transaction's, or a single statement's outside one).
-  const committed = () => {
-    if (written >= CHECKPOINT_HARD) fold();
-  };
   const syncFile = options.syncFile ?? fdatasyncFile;
   let logFd: number | null = null;
   let syncing: Promise<void> | null = null;
@@ -112,16 +108,12 @@ export function openSqlite(path: string, options: { syncFile?: SyncFile } = {}):
       return syncing;
     }
     // One is under way, perhaps begun before this commit: the next one covers it, and every commit made meanwhile.
-    next ??= syncing.then(
-      () => {
+    next ??= syncing
+      .catch(() => undefined)
+      .then(() => {
         next = null;
         return durable();
-      },
-      () => {
-        next = null;
-        return durable();
-      },
-    );
+      });
     return next;
   };
   const mutex = new Mutex();
@@ -157,7 +149,8 @@ export function openSqlite(path: string, options: { syncFile?: SyncFile } = {}):
       const before = written;
       const value = await work();
       wrote = written !== before;
-      if (wrote) committed();
+      // Committed: the log folded back by itself only after many writes nobody asked about (see above).
+      if (written >= CHECKPOINT_HARD) fold();
       return value;
     });
     if (wrote) await durable();

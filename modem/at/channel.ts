@@ -251,14 +251,20 @@ export class AtChannel extends EventEmitter {
     if (!pending.ready) return this.writePdu(pending);
     pending.ready.then(
       () => this.writePdu(pending),
-      (error: unknown) => {
-        if (this.pending !== pending) return;
-        // No go-ahead: ESC leaves PDU input with nothing sent; the modem's answer to it is outwaited by a resync.
-        this.write('\x1b').catch(() => undefined);
-        this.needsSync = true;
-        this.finish(pending, error instanceof Error ? error : new Error(String(error)));
-      },
+      // No go-ahead: nothing is sent.
+      (error: unknown) => this.callOff(pending, error instanceof Error ? error : new Error(String(error))),
     );
+  }
+
+  /**
+   * Ends an AT+CMGS with nothing sent: ESC leaves the modem's PDU input (27.005 §3.5.1), and the next command first
+   * resynchronises, outwaiting the modem's answer to the ESC.
+   */
+  private callOff(pending: Pending, error: Error): void {
+    if (this.pending !== pending) return;
+    this.write('\x1b').catch(() => undefined);
+    this.needsSync = true;
+    this.finish(pending, error);
   }
 
   private writePdu(pending: Pending): void {
@@ -300,16 +306,12 @@ export class AtChannel extends EventEmitter {
     }
     if (pending?.pdu !== undefined && !pending.promptSeen && FINAL_OK.test(line)) {
       // OK where the prompt belongs: a late answer of an earlier command. Out of step; cancel and resynchronise.
-      this.write('\x1b').catch(() => undefined);
-      this.needsSync = true;
-      return this.finish(pending, new SmsgateError(ErrorCodes.AtBadAnswer, `${pending.command}: OK instead of the "> " prompt (out of step)`, { retry: 'retry-same' }));
+      return this.callOff(pending, new SmsgateError(ErrorCodes.AtBadAnswer, `${pending.command}: OK instead of the "> " prompt (out of step)`, { retry: 'retry-same' }));
     }
     if (pending?.pdu !== undefined && pending.promptSeen && !pending.pduSent && (FINAL_OK.test(line) || FINAL_FAIL.test(line) || CME_CMS.test(line))) {
       // A final result while the PDU waits for its go-ahead: the modem is out of step, or left PDU input by itself.
       // Nothing was sent; ESC in case it still waits for a PDU, and resynchronise.
-      this.write('\x1b').catch(() => undefined);
-      this.needsSync = true;
-      return this.finish(pending, new SmsgateError(ErrorCodes.AtBadAnswer, `${pending.command}: ${line} while the PDU was held back (out of step); nothing was sent`, { retry: 'retry-same' }));
+      return this.callOff(pending, new SmsgateError(ErrorCodes.AtBadAnswer, `${pending.command}: ${line} while the PDU was held back (out of step); nothing was sent`, { retry: 'retry-same' }));
     }
     if (pending && FINAL_OK.test(line)) return this.finish(pending, null);
     if (pending && FINAL_FAIL.test(line)) {
