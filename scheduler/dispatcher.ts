@@ -104,7 +104,7 @@ export class Dispatcher {
   private again = false;
   private stopped = false;
   private readonly inFlight = new Set<Promise<void>>();
-  /** Drain batches in a row that started no send (see drainOnce). */
+  /** Drain batches in a row that started no send and gave no channel its next message (see drainOnce). */
   private fruitless = 0;
   /** When the messages no idle SIM may take were last looked at (at most once a second). */
   private lastUnroutableLook = 0;
@@ -338,9 +338,11 @@ export class Dispatcher {
     // What the idle SIMs may take first; then a few that none may take, to tell their users why they wait (they
     // are looked at again after recheckMs, so they never crowd out the messages that can go).
     const simIds = [...new Set([...idle, ...spare].map((s) => s.simId))];
-    // As many as there are channels to fill: each claimed message that cannot go now costs a write to give it back.
-    // When all came and channels are still idle after (some could not go: pacing, quota), the drain runs again.
-    const limit = idle.length + spare.length;
+    // As many as there are channels to fill. When all came and channels are still idle after (some could not go:
+    // pacing, quota), the drain runs again, and looks at twice as many each time nothing started (the ones that
+    // cannot go are given back in one commit however many): a backlog that waits learns why in a few batches, not
+    // a few per second.
+    const limit = Math.min(Math.max(MAX_LOOK, idle.length + spare.length), (idle.length + spare.length) * 2 ** Math.min(this.fruitless, 6));
     const claimed = await this.storage.claimDue(this.owner, now, leaseMs, limit, { simIds });
     const full = claimed.length === limit;
     let started = 0;
@@ -355,6 +357,8 @@ export class Dispatcher {
     // one commit (requestStart). A start that does not happen (another process took the quota) is known only then;
     // until then this batch counts its parts as taken, which can only hold a message back, never overrun a quota.
     const launches: Promise<{ started: boolean } | { error: unknown }>[] = [];
+    // The messages that cannot go now, given back with their reason in one commit once the launches have theirs.
+    const releases: { id: number; reason: string; nextAttemptAt: number }[] = [];
     for (const message of claimed) {
       if (!admins.has(message.userId)) admins.set(message.userId, (await this.storage.getUser(message.userId))?.role === 'admin');
       const affinitySimId = this.options.affinity ? await this.storage.lastSimFor(message.recipient) : null;
@@ -372,7 +376,8 @@ export class Dispatcher {
         { routes: this.options.routes, affinitySimId },
       );
       if (choice.sim === null) {
-        await this.storage.release(message.id, this.owner, {
+        releases.push({
+          id: message.id,
           reason: choice.reason,
           nextAttemptAt: choice.reason === 'all channels are busy' ? now : (choice.retryAt ?? now + (this.options.recheckMs ?? 15_000)),
         });
@@ -398,14 +403,18 @@ export class Dispatcher {
             (error: unknown) => ({ error }),
           ),
         );
-      } else if (spareSlot) spareSlot.next = { message, sim: choice.sim, period };
+      } else if (spareSlot) {
+        spareSlot.next = { message, sim: choice.sim, period };
+        started++;
+      }
       else {
         state.taken -= message.parts;
-        await this.storage.release(message.id, this.owner, { reason: 'all channels are busy', nextAttemptAt: now });
+        releases.push({ id: message.id, reason: 'all channels are busy', nextAttemptAt: now });
       }
       state.idleChannel = this.slots.some((s) => s.simId === state.sim.id && (ready(s) || (this.options.prefetch !== false && spareFor(s) && prefetchable(state.sim))));
     }
     const outcomes = await Promise.all(launches);
+    await this.storage.releaseMany(this.owner, releases, now);
     started += outcomes.filter((o) => 'started' in o && o.started).length;
     const failed = outcomes.find((o) => 'error' in o);
     if (failed && 'error' in failed) throw failed.error;
@@ -482,7 +491,8 @@ export class Dispatcher {
     if (outcome !== 'started') {
       this.afterCalledOff(slot, settled, leave);
       // Another gateway process took the quota meanwhile; a lost message is no longer ours (cancelled, lease taken).
-      if (outcome === 'quota') await this.storage.release(message.id, this.owner, { reason: 'quota exhausted on all SIMs', nextAttemptAt: now + (this.options.recheckMs ?? 15_000) });
+      // Chosen again at once, on the usage as it now is: another SIM may have room, else the reason says none has.
+      if (outcome === 'quota') await this.storage.release(message.id, this.owner, { reason: `the quota of SIM ${sim.id} was used up by another gateway meanwhile`, nextAttemptAt: this.clock() });
       return null;
     }
     slot.sending = true;
@@ -795,6 +805,9 @@ export class Dispatcher {
  * meanwhile (a crash then leaves it `unknown`).
  */
 const QUIET_MAX_MS = 200;
+
+/** How many messages one batch of a drain looks at, at most, when the batches before it started nothing. */
+const MAX_LOOK = 64;
 
 /** A send called off before its PDU went out: its start was not to be. */
 class SendCalledOff extends Error {

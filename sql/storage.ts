@@ -1034,21 +1034,33 @@ export class Storage {
 
   /** Gives a claimed message back to the queue, with why it waits and when to look again. */
   async release(id: number, owner: string, update: { reason?: string | null; nextAttemptAt?: number }, now = Date.now()): Promise<boolean> {
-    const r = await this.db.run(
-      `UPDATE messages SET lease_owner = NULL, lease_expires_at = NULL, reason = ?, next_attempt_at = COALESCE(?, next_attempt_at), updated_at = ?
-       WHERE id = ? AND lease_owner = ? AND state = 'queued'`,
-      [update.reason ?? null, update.nextAttemptAt ?? null, now, id, owner],
-    );
-    return r.changes === 1;
+    return (await this.releaseMany(owner, [{ id, ...update }], now))[0]!;
   }
 
   /**
-   * Written before the first AT+CMGS: the message is `sending` through this SIM and channel, an attempt is counted,
-   * and the lease is extended to cover the send. False when the caller no longer holds the lease.
+   * Gives claimed messages back in one transaction (one commit: a drain that finds many messages unable to go
+   * tells them why without a sync each). For each, whether it was still ours to give back.
    */
+  async releaseMany(owner: string, releases: { id: number; reason?: string | null; nextAttemptAt?: number }[], now = Date.now()): Promise<boolean[]> {
+    if (releases.length === 0) return [];
+    return this.db.tx(async (tx) => {
+      const done: boolean[] = [];
+      for (const r of releases) {
+        const result = await tx.run(
+          `UPDATE messages SET lease_owner = NULL, lease_expires_at = NULL, reason = ?, next_attempt_at = COALESCE(?, next_attempt_at), updated_at = ?
+           WHERE id = ? AND lease_owner = ? AND state = 'queued'`,
+          [r.reason ?? null, r.nextAttemptAt ?? null, now, r.id, owner],
+        );
+        done.push(result.changes === 1);
+      }
+      return done;
+    });
+  }
+
   /**
-   * The message is about to go out (before any AT+CMGS): `sending`, its attempt counted, and — in the same
-   * transaction, one commit for both — the SIM's last send time, which pacing reads.
+   * The message is about to go out (before any AT+CMGS): `sending` through this SIM and channel, its attempt
+   * counted, its lease extended to cover the send, and — in the same transaction, one commit for both — the SIM's
+   * last send time, which pacing reads. False when the caller no longer holds the lease.
    */
   async markSending(id: number, owner: string, via: { simId: number; channelId: number | null; leaseMs: number }, now = Date.now()): Promise<boolean> {
     return this.db.tx(async (tx) => {

@@ -37,7 +37,10 @@ describe('quota balancing', () => {
     await g.storage.updateSim(b!.id, { monthlyQuota: 20 });
     await g.storage.updateSim(c!.id, { monthlyQuota: 30 });
     const ids = await g.enqueue(80);
-    await g.drainUntil(async () => (await count(g, 'sent')) === 60 && (await count(g, 'queued')) === 20);
+    // The reasons come as the drains look at the waiting messages (a few per drain: each look is a claim and a
+    // release), so the wait is for all of them to have one.
+    const withReason = async () => (await g.storage.listMessages({ state: 'queued', limit: 100 })).filter((m) => m.reason !== null).length;
+    await g.drainUntil(async () => (await count(g, 'sent')) === 60 && (await count(g, 'queued')) === 20 && (await withReason()) === 20);
     await new Promise((r) => setTimeout(r, 300));
     await g.dispatcher.idle();
     expect(await count(g, 'sent')).toBe(60);
@@ -53,6 +56,20 @@ describe('quota balancing', () => {
     // every message sent exactly once
     expect(new Set(g.sim.sim.records().map((r) => r.to)).size).toBe(80);
     expect((await Promise.all(ids.map((id) => g.storage.getMessage(id)))).every((m) => m!.state === 'sent')).toBe(true);
+  });
+
+  it('a backlog that cannot go learns why in one drain: each batch that starts nothing looks at twice as many', async () => {
+    // One channel: batches of 1, 2, 4 … 64 messages, 191 in one drain (a look every recheck would be 8).
+    const g = await gateway({ modems: 1 }, { recheckMs: 600_000 });
+    await g.storage.updateSim(g.sims[0]!.id, { monthlyQuota: 0 });
+    await g.enqueue(150);
+    g.dispatcher.wake();
+    await g.dispatcher.idle();
+    const waiting = await g.storage.listMessages({ state: 'queued', limit: 200 });
+    expect(waiting).toHaveLength(150);
+    expect(new Set(waiting.map((m) => m.reason))).toEqual(new Set(['quota exhausted on all SIMs (the message needs 1 part)']));
+    expect(waiting.every((m) => m.leaseOwner === null)).toBe(true);
+    expect(g.sim.sim.records()).toHaveLength(0);
   });
 
   it('spreads one message at a time by the share of quota left', async () => {

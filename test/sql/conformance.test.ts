@@ -311,6 +311,23 @@ describe.each(engines)('storage on %s', (_engine, makeUrl) => {
     expect(await store.getMessage(m!.id)).toMatchObject({ state: 'queued', reason: 'quota exhausted on all SIMs', nextAttemptAt: 500, leaseOwner: null });
   });
 
+  it('releases several claimed messages in one go, each with its own reason, and only those still ours', async () => {
+    const [a, b, c] = (await store.enqueue([message(), message(), message()], 0)).messages;
+    await store.claimDue('gw', 0, 1000, 2);
+    await store.claimDue('other', 0, 1000, 1);
+    expect(
+      await store.releaseMany('gw', [
+        { id: a!.id, reason: 'all channels are busy', nextAttemptAt: 10 },
+        { id: c!.id, reason: 'not ours', nextAttemptAt: 10 },
+        { id: b!.id, reason: 'waiting for the pacing interval', nextAttemptAt: 700 },
+      ], 5),
+    ).toEqual([true, false, true]);
+    expect(await store.getMessage(a!.id)).toMatchObject({ reason: 'all channels are busy', nextAttemptAt: 10, leaseOwner: null });
+    expect(await store.getMessage(b!.id)).toMatchObject({ reason: 'waiting for the pacing interval', nextAttemptAt: 700, leaseOwner: null });
+    expect(await store.getMessage(c!.id)).toMatchObject({ reason: null, leaseOwner: 'other' });
+    expect(await store.releaseMany('gw', [])).toEqual([]);
+  });
+
   it('after a crash marks a message cut off mid-send as unknown, and resends it only on request', async () => {
     const [sending, queued] = (await store.enqueue([message(), message()], 0)).messages;
     await store.claimDue('dead', 0, 1000, 2);
