@@ -7,5 +7,8 @@ export default defineConfig({
     reporters: ['default', './test/summary-reporter.ts'],
     testTimeout: 30_000,
     hookTimeout: 60_000,
+    // expect.poll waits for something the gateway, a browser or a child process does: on a busy machine that takes
+    // far more than vitest's default second.
+    expect: { poll: { timeout: 15_000 } },
   },
 });

@@ -54,7 +54,7 @@ export async function startMariaDb(): Promise<ThrowawayMariaDb> {
       await conn.end();
       break;
     } catch {
-      if (i > 100 || server.exitCode !== null) throw new Error(`MariaDB did not start: ${log.slice(-2000)}`);
+      if (i > 600 || server.exitCode !== null) throw new Error(`MariaDB did not start in 60 s: ${log.slice(-2000)}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }

@@ -5,7 +5,7 @@
  * leaves no lock file behind.
  */
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -16,7 +16,8 @@ const tmp = mkdtempSync(join(tmpdir(), 'smsgate-systemd-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 /** A datagram socket like systemd's notify socket; what it receives, line by line. */
-function notifySocket(name: string): { path: string; messages: () => string[]; stop: () => void } {
+/** A notify socket as systemd's: a datagram receiver writing what it gets to a file; resolves once it listens. */
+async function notifySocket(name: string): Promise<{ path: string; messages: () => string[]; stop: () => void }> {
   const path = join(tmp, `${name}.sock`);
   const out = join(tmp, `${name}.log`);
   writeFileSync(out, '');
@@ -30,11 +31,14 @@ while True:
     path,
     out,
   ]);
-  return {
-    path,
-    messages: () => readFileSync(out, 'utf8').split('\n').filter(Boolean),
-    stop: () => receiver.kill(),
-  };
+  const stop = () => receiver.kill();
+  try {
+    await until(() => existsSync(path));
+  } catch (error) {
+    stop();
+    throw error;
+  }
+  return { path, messages: () => readFileSync(out, 'utf8').split('\n').filter(Boolean), stop };
 }
 
 async function until(check: () => boolean, ms = 20_000): Promise<void> {
@@ -78,17 +82,21 @@ describe('systemd/smsgate.service', () => {
 
 describe('sd_notify', () => {
   it('pings the watchdog only while healthy', async () => {
-    const socket = notifySocket('unit');
+    const socket = await notifySocket('unit');
     try {
       let healthy = true;
       const notifier = systemdNotifier({ ...process.env, NOTIFY_SOCKET: socket.path, WATCHDOG_USEC: '1000000' });
-      await new Promise((r) => setTimeout(r, 300));
       notifier.notify('READY=1');
       notifier.startWatchdog(async () => healthy);
       await until(() => socket.messages().filter((m) => m === 'WATCHDOG=1').length >= 2);
       healthy = false;
-      await new Promise((r) => setTimeout(r, 600));
-      const pings = socket.messages().filter((m) => m === 'WATCHDOG=1').length;
+      // A ping decided before the change may still be on its way: the count is taken once it holds still.
+      const count = () => socket.messages().filter((m) => m === 'WATCHDOG=1').length;
+      let pings = count();
+      for (let before = -1; pings !== before; pings = count()) {
+        before = pings;
+        await new Promise((r) => setTimeout(r, 300));
+      }
       await new Promise((r) => setTimeout(r, 1500));
       expect(socket.messages().filter((m) => m === 'WATCHDOG=1').length).toBe(pings);
       expect(socket.messages()[0]).toBe('READY=1');
@@ -106,7 +114,7 @@ describe('sd_notify', () => {
   });
 
   it('a real serve: READY=1, watchdog pings, STOPPING=1 on SIGTERM, exit 0, no lock file left', async () => {
-    const socket = notifySocket('serve');
+    const socket = await notifySocket('serve');
     const data = join(tmp, 'data');
     const lockDir = join(tmp, 'lock');
     mkdirSync(lockDir, { recursive: true });

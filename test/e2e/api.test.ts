@@ -701,25 +701,43 @@ describe('health and metrics', () => {
   it('/metrics counts what the database and the dispatcher saw', async () => {
     const r = await http('POST', '/api/v1/messages', { headers: asAdmin, body: { to: '+79165550001,+79165550002', text: 'z'.repeat(200) } });
     for (const m of r.body.messages) await waitFor(() => storage.getMessage(m.id), (x) => x?.state === 'sent');
-    const scrape = await fetch(`${base}/metrics`);
-    expect(scrape.headers.get('content-type')).toMatch(/^text\/plain; version=0.0.4/);
-    const text = await scrape.text();
+    // Other users' messages may still be going out: the database is read before and after the scrape, and the
+    // scrape is taken again until nothing changed in between (the figures must then be exactly the database's).
+    const snapshot = async () => {
+      const counts = await storage.countByState();
+      const perSim = new Map<number, number>();
+      for (const sim of await storage.listSims()) perSim.set(sim.id, await storage.partsSent(sim.id));
+      const sentParts = (await storage.listMessages({ state: 'sent', limit: 1000 })).reduce((n, m) => n + m.parts, 0);
+      return { counts, perSim, sentParts };
+    };
+    let text = '';
+    let db: Awaited<ReturnType<typeof snapshot>> | undefined;
+    for (let i = 0; i < 100 && db === undefined; i++) {
+      const before = await snapshot();
+      const scrape = await fetch(`${base}/metrics`);
+      expect(scrape.headers.get('content-type')).toMatch(/^text\/plain; version=0.0.4/);
+      text = await scrape.text();
+      const after = await snapshot();
+      const key = (x: typeof before) => JSON.stringify([Object.entries(x.counts).sort(), [...x.perSim], x.sentParts]);
+      if (key(before) === key(after)) db = after;
+      else await new Promise((r) => setTimeout(r, 100));
+    }
+    if (db === undefined) throw new Error('the database never held still for a scrape');
     const value = (pattern: string) => {
       const line = text.split('\n').find((l) => l.startsWith(pattern));
       if (!line) throw new Error(`no metric line ${pattern}`);
       return Number(line.slice(line.lastIndexOf(' ') + 1));
     };
-    const counts = await storage.countByState();
+    const counts = db.counts;
     expect(value('smsgate_messages{state="sent"}')).toBe(counts.sent);
     expect(value('smsgate_queue_depth ')).toBe(counts.queued ?? 0);
     let parts = 0;
-    for (const sim of await storage.listSims()) {
-      const sent = value(`smsgate_sim_parts_sent_total{sim="${sim.id}"`);
-      expect(sent).toBe(await storage.partsSent(sim.id));
+    for (const [simId, sentBySim] of db.perSim) {
+      const sent = value(`smsgate_sim_parts_sent_total{sim="${simId}"`);
+      expect(sent).toBe(sentBySim);
       parts += sent;
     }
-    const sentMessages = (await storage.listMessages({ state: 'sent', limit: 1000 })).reduce((n, m) => n + m.parts, 0);
-    expect(parts).toBe(sentMessages);
+    expect(parts).toBe(db.sentParts);
     expect(value('smsgate_dispatch_latency_seconds_count')).toBeGreaterThanOrEqual(counts.sent!);
     expect(text).toMatch(/smsgate_send_attempts_total\{result="sent",sim="\d+"\} \d+/);
     expect(text).toMatch(/smsgate_channel_signal_dbm\{channel="\d+",port="[^"]+",sim="\d+"\} -\d+/);

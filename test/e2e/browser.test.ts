@@ -136,6 +136,8 @@ describe('the web pages in Chromium', () => {
     await page.fill('#send-to', '+79161234503');
     await page.fill('#send-text', hostile);
     await page.click('#send-button');
+    // Stored (the form lists it) before the history is asked for.
+    await expect.poll(() => page.$eval('#sent-table tbody tr:first-child', (r) => r.children[1]?.textContent)).toBe('+79161234503');
     await page.goto(`${url}/#history`);
     await page.waitForSelector('#history-table tbody tr');
     const first = await page.$eval('#history-table tbody tr td.text', (td) => ({ text: td.textContent, children: td.children.length }));

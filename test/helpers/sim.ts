@@ -38,7 +38,7 @@ export async function startSim(options: Omit<SimulatorOptions, 'dir'> = {}): Pro
 }
 
 /** Waits until `check` holds, polling; fails after `ms`. */
-export async function waitFor(check: () => boolean, ms = 5_000): Promise<void> {
+export async function waitFor(check: () => boolean, ms = 15_000): Promise<void> {
   const until = Date.now() + ms;
   while (!check()) {
     if (Date.now() > until) throw new Error('condition not met in time');

@@ -49,7 +49,7 @@ export async function startSshd(): Promise<TestSshd> {
   let log = '';
   server.stderr!.on('data', (d: Buffer) => (log += d.toString()));
   for (let i = 0; !/Server listening on 127\.0\.0\.1/.test(log); i++) {
-    if (i > 100 || server.exitCode !== null) throw new Error(`sshd did not start: ${log}`);
+    if (i > 600 || server.exitCode !== null) throw new Error(`sshd did not start in 30 s: ${log}`);
     await new Promise((r) => setTimeout(r, 50));
   }
   return {

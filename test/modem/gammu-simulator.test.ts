@@ -3,12 +3,12 @@
  * And Gammu and smsgate sharing one port through UUCP lock files in /var/lock (Gammu's compiled-in lock directory).
  */
 import { execFile } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { Modem } from '../../modem/modem.js';
-import { type TestSim, startSim } from '../helpers/sim.js';
+import { type TestSim, startSim, waitFor } from '../helpers/sim.js';
 
 const run = promisify(execFile);
 const sims: TestSim[] = [];
@@ -79,7 +79,8 @@ describe('Gammu and smsgate take turns on one port through the lock file', () =>
     await ours.close();
 
     const sending = gammu(s, ['sendsms', 'TEXT', '+79161234567', '-text', 'from gammu'], true);
-    await new Promise((r) => setTimeout(r, 700)); // Gammu is now waiting for the network's answer
+    // Gammu holds the port from its lock file on, and then waits 1.5 s for the network's answer.
+    await waitFor(() => existsSync(`/var/lock/LCK..${port.split('/').pop()}`));
     await expect(Modem.open(port)).rejects.toMatchObject({ code: 'PORT_LOCKED', message: expect.stringMatching(/in use by gammu \(PID \d+\)/) });
     expect((await sending).code).toBe(0);
 

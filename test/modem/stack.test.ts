@@ -148,7 +148,8 @@ describe('faults: a clear, classified error, and the channel free and usable aft
 
   it('a modem that hangs gives AT_TIMEOUT, and the next send works after a resync', async () => {
     const s = await sim();
-    const modem = await open(s, undefined, { sendTimeoutMs: 300 });
+    // A budget the next (healthy) send meets however loaded the machine is.
+    const modem = await open(s, undefined, { sendTimeoutMs: 1_500 });
     await modem.init();
     s.sim.fault(0, { type: 'hang' });
     const [hung] = await modem.send(one());
@@ -182,13 +183,16 @@ describe('faults: a clear, classified error, and the channel free and usable aft
   });
 
   it('an unplug during a send fails it with PORT_CLOSED and releases the lock', async () => {
-    const s = await sim({ latencyMs: 400 });
-    const modem = await open(s);
+    // The network answers long after the unplug, however slowly a loaded machine gets there.
+    const s = await sim({ latencyMs: 10_000 });
+    const modem = await open(s, undefined, { sendTimeoutMs: 60_000 });
     await modem.init();
     const lockFile = join(s.lockDir, `LCK..${s.sim.atPorts(0)[0]!.split('/').pop()}`);
     expect(existsSync(lockFile)).toBe(true);
-    const sending = modem.send(one());
-    await new Promise((r) => setTimeout(r, 100));
+    let pduWritten!: () => void;
+    const written = new Promise<void>((resolve) => (pduWritten = resolve));
+    const sending = modem.send(one(), { onSubmitted: pduWritten });
+    await written;
     await s.sim.unplug(0);
     const [result] = await sending;
     // The PDU was out when the modem vanished: whether the network took it cannot be known.
@@ -224,19 +228,22 @@ describe('late answers (the modem answers after we gave up)', () => {
 
   it('a prompt that comes too late sends nothing, and the next send works', async () => {
     const s = await sim({});
-    const modem = await open(s, undefined, { sendTimeoutMs: 250 });
+    // The prompt comes a second after the send gave up; the next send has as long, and starts once it came.
+    const modem = await open(s, undefined, { sendTimeoutMs: 1_000 });
     await modem.init();
-    s.sim.fault(0, { type: 'delay', ms: 500 });
+    s.sim.fault(0, { type: 'delay', ms: 2_000 });
+    const began = Date.now();
     const [late] = await modem.send(encodeSubmit({ to: '+79161234567', text: 'too late' }).parts);
     expect(late).toMatchObject({ status: 'failed', error: { code: 'AT_TIMEOUT', retry: 'retry-same' } });
-    await new Promise((r) => setTimeout(r, 400));
+    await new Promise((r) => setTimeout(r, Math.max(0, began + 2_500 - Date.now())));
     expect((await modem.send(encodeSubmit({ to: '+79161234567', text: 'on time' }).parts))[0]!.status).toBe('sent');
     expect(s.sim.records().map((r) => r.text)).toEqual(['on time']);
   });
 
   it("a send with no answer after its PDU is 'unknown' — and indeed the network took it", async () => {
-    const s = await sim({ latencyMs: 600 });
-    const modem = await open(s, undefined, { sendTimeoutMs: 200 });
+    // The network answers long after the send gave up, and the prompt comes well within its budget.
+    const s = await sim({ latencyMs: 3_000 });
+    const modem = await open(s, undefined, { sendTimeoutMs: 1_000 });
     await modem.init();
     const [result] = await modem.send(encodeSubmit({ to: '+79161234567', text: 'maybe' }).parts);
     expect(result).toMatchObject({ status: 'failed', error: { code: 'AT_TIMEOUT', retry: 'unknown' } });

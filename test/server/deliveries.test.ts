@@ -128,12 +128,12 @@ describe('the deliveries outbox', () => {
     writeFileSync(script, `#!/bin/sh\nn=$(cat "${count}"); n=$((n+1)); echo $n > "${count}"\n[ $n = 1 ] && { echo "no disk" >&2; exit 3; }\n[ $n = 2 ] && sleep 30\nexit 0\n`);
     chmodSync(script, 0o755);
     const m = await received([{ kind: 'command', target: script, payload: 'inbox.received' }]);
-    const w = worker({ command: [script], commandTimeoutMs: 500 });
+    const w = worker({ command: [script], commandTimeoutMs: 5_000 });
     await w.runOnce();
     expect((await storage.inbox.deliveriesOf(m.id))[0]).toMatchObject({ state: 'pending', lastError: `${script} exited with status 3: no disk` });
     now += 1000;
     await w.runOnce();
-    expect((await storage.inbox.deliveriesOf(m.id))[0]).toMatchObject({ state: 'pending', lastError: `${script} ran longer than 500 ms and was killed` });
+    expect((await storage.inbox.deliveriesOf(m.id))[0]).toMatchObject({ state: 'pending', lastError: `${script} ran longer than 5000 ms and was killed` });
     now += 2000;
     await w.runOnce();
     expect((await storage.inbox.deliveriesOf(m.id))[0]).toMatchObject({ state: 'done', attempts: 3 });
