@@ -335,8 +335,9 @@ export class Dispatcher {
     if (idle.length + spare.length === 0) return;
     const now = this.clock();
     const leaseMs = this.options.leaseMs ?? 60_000;
-    // What the idle SIMs may take first; then a few that none may take, to tell their users why they wait (they
-    // are looked at again after recheckMs, so they never crowd out the messages that can go).
+    // What the idle SIMs may take first; then, once a second, up to MAX_LOOK that none may take and that have no
+    // reason yet, to tell their users why they wait (once told, they are claimed again only when a SIM they may use
+    // has a free channel, so they never crowd out the messages that can go).
     const simIds = [...new Set([...idle, ...spare].map((s) => s.simId))];
     // As many as there are channels to fill. When all came and channels are still idle after (some could not go:
     // pacing, quota), the drain runs again, and looks at twice as many each time nothing started (the ones that
@@ -348,7 +349,7 @@ export class Dispatcher {
     let started = 0;
     if (now - this.lastUnroutableLook >= 1000) {
       this.lastUnroutableLook = now;
-      claimed.push(...(await this.storage.claimDue(this.owner, now, leaseMs, 8, { simIds, unroutable: true })));
+      claimed.push(...(await this.storage.claimDue(this.owner, now, leaseMs, MAX_LOOK, { simIds, unroutable: true })));
     }
     if (claimed.length === 0) return;
     const sims = await this.simStates(now);

@@ -160,6 +160,12 @@ describe('waiting and timing', () => {
     const [id] = await g.enqueue(1, { userId: other.id });
     await g.drainUntil(async () => (await g.storage.getMessage(id!))!.reason !== null);
     expect((await g.storage.getMessage(id!))!.reason).toBe('no SIM is assigned to this user');
+    // A burst of them learns why in a look or two (one a second, up to 64 messages each).
+    await g.enqueue(100, { userId: other.id });
+    const told = async () => (await g.storage.listMessages({ state: 'queued', limit: 200 })).filter((m) => m.reason !== null).length;
+    await g.drainUntil(async () => (await told()) > 1);
+    expect(await told()).toBeGreaterThanOrEqual(65);
+    await g.drainUntil(async () => (await told()) === 101);
   });
 });
 
