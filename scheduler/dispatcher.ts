@@ -106,6 +106,8 @@ export class Dispatcher {
   private readonly inFlight = new Set<Promise<void>>();
   /** Drain batches in a row that started no send and gave no channel its next message (see drainOnce). */
   private fruitless = 0;
+  /** The next drain batch looks at 2^widen times as many messages as there are channels to fill (see drainOnce). */
+  private widen = 0;
   /** When the messages no idle SIM may take were last looked at (at most once a second). */
   private lastUnroutableLook = 0;
   /**
@@ -215,6 +217,7 @@ export class Dispatcher {
     }
     this.draining = (async () => {
       this.fruitless = 0;
+      this.widen = 0;
       do {
         this.again = false;
         try {
@@ -340,10 +343,10 @@ export class Dispatcher {
     // has a free channel, so they never crowd out the messages that can go).
     const simIds = [...new Set([...idle, ...spare].map((s) => s.simId))];
     // As many as there are channels to fill. When all came and channels are still idle after (some could not go:
-    // pacing, quota), the drain runs again, and looks at twice as many each time nothing started (the ones that
-    // cannot go are given back in one commit however many): a backlog that waits learns why in a few batches, not
-    // a few per second.
-    const limit = Math.min(Math.max(MAX_LOOK, idle.length + spare.length), (idle.length + spare.length) * 2 ** Math.min(this.fruitless, 6));
+    // pacing, quota), the drain runs again, and looks at twice as many each time nothing started but messages
+    // learned why they wait (those that cannot go are given back in one commit however many): a backlog learns why
+    // in a few batches, not a few per second.
+    const limit = Math.min(Math.max(MAX_LOOK, idle.length + spare.length), (idle.length + spare.length) * 2 ** this.widen);
     const claimed = await this.storage.claimDue(this.owner, now, leaseMs, limit, { simIds });
     const full = claimed.length === limit;
     let started = 0;
@@ -352,76 +355,85 @@ export class Dispatcher {
       claimed.push(...(await this.storage.claimDue(this.owner, now, leaseMs, MAX_LOOK, { simIds, unroutable: true })));
     }
     if (claimed.length === 0) return;
-    const sims = await this.simStates(now);
-    const admins = new Map<number, boolean>();
     // Launched together, not one after the other: each channel's AT+CMGS goes out at once, and their starts share
     // one commit (requestStart). A start that does not happen (another process took the quota) is known only then;
     // until then this batch counts its parts as taken, which can only hold a message back, never overrun a quota.
     const launches: Promise<{ started: boolean } | { error: unknown }>[] = [];
-    // The messages that cannot go now, given back with their reason in one commit once the launches have theirs.
+    // The messages that cannot go now, given back with their reason in one commit once the launches have theirs —
+    // also when the batch breaks off on an error (they are not left claimed until their lease runs out).
     const releases: { id: number; reason: string; nextAttemptAt: number }[] = [];
-    for (const message of claimed) {
-      if (!admins.has(message.userId)) admins.set(message.userId, (await this.storage.getUser(message.userId))?.role === 'admin');
-      const affinitySimId = this.options.affinity ? await this.storage.lastSimFor(message.recipient) : null;
-      const choice = selectSim(
-        {
-          userId: message.userId,
-          isAdmin: admins.get(message.userId),
-          parts: message.parts,
-          recipient: message.recipient,
-          avoidSimId: message.avoidSimId,
-          wantSimId: message.wantSimId,
-        },
-        sims,
-        now,
-        { routes: this.options.routes, affinitySimId },
-      );
-      if (choice.sim === null) {
-        releases.push({
-          id: message.id,
-          reason: choice.reason,
-          nextAttemptAt: choice.reason === 'all channels are busy' ? now : (choice.retryAt ?? now + (this.options.recheckMs ?? 15_000)),
-        });
-        continue;
-      }
-      const state = sims.find((s) => s.sim.id === choice.sim.id)!;
-      const period = billingPeriod(choice.sim.billingDay, now);
-      // What this batch has taken counts for the next messages of the batch.
-      state.taken += message.parts;
-      state.sim = { ...state.sim, lastSentAt: now };
-      const slot = this.slots.find((s) => s.simId === choice.sim.id && ready(s));
-      // Only a busy channel of this SIM could take it (see simStates): that channel's next message — if the view the
-      // choice was made on still holds (a health check may have taken the idle channel meanwhile).
-      const spareSlot = slot || this.options.prefetch === false || !prefetchable(choice.sim) ? undefined : this.slots.find((s) => s.simId === choice.sim.id && spareFor(s));
-      if (slot) {
-        launches.push(
-          // Settled into a value at once: a rejection must not sit unhandled while the drain goes on.
-          this.launch(message, slot, choice.sim, period, now).then(
-            (launched) => {
-              if (!launched) state.taken -= message.parts;
-              return { started: launched !== null };
-            },
-            (error: unknown) => ({ error }),
-          ),
+    let outcomes: Awaited<(typeof launches)[number]>[];
+    try {
+      const sims = await this.simStates(now);
+      const admins = new Map<number, boolean>();
+      for (const message of claimed) {
+        if (!admins.has(message.userId)) admins.set(message.userId, (await this.storage.getUser(message.userId))?.role === 'admin');
+        const affinitySimId = this.options.affinity ? await this.storage.lastSimFor(message.recipient) : null;
+        const choice = selectSim(
+          {
+            userId: message.userId,
+            isAdmin: admins.get(message.userId),
+            parts: message.parts,
+            recipient: message.recipient,
+            avoidSimId: message.avoidSimId,
+            wantSimId: message.wantSimId,
+          },
+          sims,
+          now,
+          { routes: this.options.routes, affinitySimId },
         );
-      } else if (spareSlot) {
-        spareSlot.next = { message, sim: choice.sim, period };
-        started++;
+        if (choice.sim === null) {
+          releases.push({
+            id: message.id,
+            reason: choice.reason,
+            nextAttemptAt: choice.reason === 'all channels are busy' ? now : (choice.retryAt ?? now + (this.options.recheckMs ?? 15_000)),
+          });
+          continue;
+        }
+        const state = sims.find((s) => s.sim.id === choice.sim.id)!;
+        const period = billingPeriod(choice.sim.billingDay, now);
+        // What this batch has taken counts for the next messages of the batch.
+        state.taken += message.parts;
+        state.sim = { ...state.sim, lastSentAt: now };
+        const slot = this.slots.find((s) => s.simId === choice.sim.id && ready(s));
+        // Only a busy channel of this SIM could take it (see simStates): that channel's next message — if the view
+        // the choice was made on still holds (a health check may have taken the idle channel meanwhile).
+        const spareSlot = slot || this.options.prefetch === false || !prefetchable(choice.sim) ? undefined : this.slots.find((s) => s.simId === choice.sim.id && spareFor(s));
+        if (slot) {
+          launches.push(
+            // Settled into a value at once: a rejection must not sit unhandled while the drain goes on.
+            this.launch(message, slot, choice.sim, period, now).then(
+              (launched) => {
+                if (!launched) state.taken -= message.parts;
+                return { started: launched !== null };
+              },
+              (error: unknown) => ({ error }),
+            ),
+          );
+        } else if (spareSlot) {
+          spareSlot.next = { message, sim: choice.sim, period };
+          started++;
+        } else {
+          state.taken -= message.parts;
+          releases.push({ id: message.id, reason: 'all channels are busy', nextAttemptAt: now });
+        }
+        state.idleChannel = this.slots.some((s) => s.simId === state.sim.id && (ready(s) || (this.options.prefetch !== false && spareFor(s) && prefetchable(state.sim))));
       }
-      else {
-        state.taken -= message.parts;
-        releases.push({ id: message.id, reason: 'all channels are busy', nextAttemptAt: now });
-      }
-      state.idleChannel = this.slots.some((s) => s.simId === state.sim.id && (ready(s) || (this.options.prefetch !== false && spareFor(s) && prefetchable(state.sim))));
+    } finally {
+      outcomes = await Promise.all(launches);
+      await this.storage.releaseMany(this.owner, releases, now);
     }
-    const outcomes = await Promise.all(launches);
-    await this.storage.releaseMany(this.owner, releases, now);
     started += outcomes.filter((o) => 'started' in o && o.started).length;
     const failed = outcomes.find((o) => 'error' in o);
     if (failed && 'error' in failed) throw failed.error;
     // Channels still idle after a full batch: the next messages may go (or get their reason). A few batches in a
-    // row that start nothing are the limit: messages handed back for "now" must not make the drain spin.
+    // row that start nothing are the limit: messages handed back for "now" must not make the drain spin. The next
+    // batch looks at twice as many only while batches tell messages something new (a first reason, or another):
+    // looking again at messages that wait for the same reason as before learns nothing and costs writes.
+    const before = new Map(claimed.map((m) => [m.id, m.reason]));
+    const learned = releases.some((r) => before.get(r.id) !== r.reason);
     this.fruitless = started > 0 ? 0 : this.fruitless + 1;
+    this.widen = started > 0 || !learned ? 0 : Math.min(this.widen + 1, 6);
     if (full && this.fruitless < 8 && this.slots.some(ready)) this.again = true;
   }
 
@@ -493,7 +505,7 @@ export class Dispatcher {
       this.afterCalledOff(slot, settled, leave);
       // Another gateway process took the quota meanwhile; a lost message is no longer ours (cancelled, lease taken).
       // Chosen again at once, on the usage as it now is: another SIM may have room, else the reason says none has.
-      if (outcome === 'quota') await this.storage.release(message.id, this.owner, { reason: `the quota of SIM ${sim.id} was used up by another gateway meanwhile`, nextAttemptAt: this.clock() });
+      if (outcome === 'quota') await this.storage.release(message.id, this.owner, { reason: `the quota of SIM ${sim.id} was used up meanwhile`, nextAttemptAt: this.clock() });
       return null;
     }
     slot.sending = true;

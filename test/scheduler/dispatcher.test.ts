@@ -73,6 +73,17 @@ describe('quota balancing', () => {
     expect(new Set(waiting.map((m) => m.reason))).toEqual(new Set(['quota exhausted on all SIMs (the message needs 1 part)']));
     expect(waiting.every((m) => m.leaseOwner === null)).toBe(true);
     expect(g.sim.sim.records()).toHaveLength(0);
+
+    // Looked at again (a setting changed) for the same reason: nothing learned, so the batches do not widen.
+    const limits: number[] = [];
+    const claimDue = g.storage.claimDue.bind(g.storage);
+    g.storage.claimDue = async (owner, now, leaseMs, limit, route) => {
+      if (!route?.unroutable) limits.push(limit);
+      return claimDue(owner, now, leaseMs, limit, route);
+    };
+    await g.dispatcher.settingsChanged();
+    await g.dispatcher.idle();
+    expect(limits).toEqual(Array(8).fill(1));
   });
 
   it('spreads one message at a time by the share of quota left', async () => {
