@@ -503,8 +503,9 @@ export class Dispatcher {
     }
     if (outcome !== 'started') {
       this.afterCalledOff(slot, settled, leave);
-      // Another gateway process took the quota meanwhile; a lost message is no longer ours (cancelled, lease taken).
-      // Chosen again at once, on the usage as it now is: another SIM may have room, else the reason says none has.
+      // The SIM's quota was used up meanwhile (by another gateway process, or a message claimed for another channel
+      // of this SIM): chosen again at once, on the usage as it now is — another SIM may have room, else the reason
+      // says none has. A lost message is no longer ours (cancelled, lease taken).
       if (outcome === 'quota') await this.storage.release(message.id, this.owner, { reason: `the quota of SIM ${sim.id} was used up meanwhile`, nextAttemptAt: this.clock() });
       return null;
     }
@@ -819,7 +820,7 @@ export class Dispatcher {
  */
 const QUIET_MAX_MS = 200;
 
-/** How many messages one batch of a drain looks at, at most, when the batches before it started nothing. */
+/** The most messages one look of a drain takes: a widened batch, or the look at those no idle SIM may take. */
 const MAX_LOOK = 64;
 
 /** A send called off before its PDU went out: its start was not to be. */
