@@ -15,8 +15,7 @@ import { BIN, ROOT } from './helpers/cli.js';
 const tmp = mkdtempSync(join(tmpdir(), 'smsgate-systemd-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** A datagram socket like systemd's notify socket; what it receives, line by line. */
-/** A notify socket as systemd's: a datagram receiver writing what it gets to a file; resolves once it listens. */
+/** A datagram socket like systemd's notify socket; what it receives, line by line. Resolves once it listens. */
 async function notifySocket(name: string): Promise<{ path: string; messages: () => string[]; stop: () => void }> {
   const path = join(tmp, `${name}.sock`);
   const out = join(tmp, `${name}.log`);
