@@ -398,7 +398,7 @@ export class Dispatcher {
         const slot = this.slots.find((s) => s.simId === choice.sim.id && ready(s));
         // Only a busy channel of this SIM could take it (see simStates): that channel's next message — if the view
         // the choice was made on still holds (a health check may have taken the idle channel meanwhile).
-        const spareSlot = slot || this.options.prefetch === false || !prefetchable(choice.sim) ? undefined : this.slots.find((s) => s.simId === choice.sim.id && spareFor(s));
+        const spareSlot = slot || !this.mayPrefetch(choice.sim) ? undefined : this.slots.find((s) => s.simId === choice.sim.id && spareFor(s));
         if (slot) {
           launches.push(
             // Settled into a value at once: a rejection must not sit unhandled while the drain goes on.
@@ -417,7 +417,7 @@ export class Dispatcher {
           state.taken -= message.parts;
           releases.push({ id: message.id, reason: 'all channels are busy', nextAttemptAt: now });
         }
-        state.idleChannel = this.slots.some((s) => s.simId === state.sim.id && (ready(s) || (this.options.prefetch !== false && spareFor(s) && prefetchable(state.sim))));
+        state.idleChannel = this.freeChannel(state.sim);
       }
     } finally {
       outcomes = await Promise.all(launches);
@@ -644,6 +644,16 @@ export class Dispatcher {
     });
   }
 
+  /** Whether this SIM's busy channels may claim their next message in advance (see prefetchable). */
+  private mayPrefetch(sim: Sim): boolean {
+    return this.options.prefetch !== false && prefetchable(sim);
+  }
+
+  /** Whether a channel of this SIM can take a message now: idle, or sending and free to claim its next one. */
+  private freeChannel(sim: Sim): boolean {
+    return this.slots.some((s) => s.simId === sim.id && (ready(s) || (spareFor(s) && this.mayPrefetch(sim))));
+  }
+
   /** The SIMs whose channels may claim a next message in advance, as the last look at the SIMs found them. */
   private prefetchSims = new Set<number>();
 
@@ -654,13 +664,12 @@ export class Dispatcher {
     const owners = await this.storage.allSimOwners();
     const usages = await this.storage.usages(sims.map((sim) => ({ simId: sim.id, period: billingPeriod(sim.billingDay, now) })));
     return sims.map((sim) => {
-      const slots = this.slots.filter((s) => s.simId === sim.id && s.sender.isOpen);
       const usage = usages.get(`${sim.id}:${billingPeriod(sim.billingDay, now)}`)!;
       return {
         sim,
         owners: owners.get(sim.id) ?? [],
-        idleChannel: slots.some((s) => ready(s) || (spareFor(s) && prefetchable(sim) && this.options.prefetch !== false)),
-        healthyChannel: slots.some((s) => s.healthy),
+        idleChannel: this.freeChannel(sim),
+        healthyChannel: this.slots.some((s) => s.simId === sim.id && s.sender.isOpen && s.healthy),
         taken: usage.used + usage.reserved,
       };
     });

@@ -27,6 +27,11 @@ async function waitForRecords(g: TestGateway, n: number): Promise<void> {
   }
 }
 
+/** How many queued messages carry a reason (why they wait). */
+async function told(g: TestGateway): Promise<number> {
+  return (await g.storage.listMessages({ state: 'queued', limit: 1000 })).filter((m) => m.reason !== null).length;
+}
+
 function sentPerImsi(g: TestGateway): number[] {
   const records = g.sim.sim.records();
   return g.sim.sim.info().map((m) => records.filter((r) => r.imsi === m.imsi).length);
@@ -42,8 +47,7 @@ describe('quota balancing', () => {
     const ids = await g.enqueue(80);
     // The reasons come as the drains look at the waiting messages (a few per drain: each look is a claim and a
     // release), so the wait is for all of them to have one.
-    const withReason = async () => (await g.storage.listMessages({ state: 'queued', limit: 100 })).filter((m) => m.reason !== null).length;
-    await g.drainUntil(async () => (await count(g, 'sent')) === 60 && (await count(g, 'queued')) === 20 && (await withReason()) === 20);
+    await g.drainUntil(async () => (await count(g, 'sent')) === 60 && (await count(g, 'queued')) === 20 && (await told(g)) === 20);
     await new Promise((r) => setTimeout(r, 300));
     await g.dispatcher.idle();
     expect(await count(g, 'sent')).toBe(60);
@@ -173,10 +177,9 @@ describe('waiting and timing', () => {
     expect((await g.storage.getMessage(id!))!.reason).toBe('no SIM is assigned to this user');
     // A burst of them learns why in a look or two (one a second, up to 64 messages each).
     await g.enqueue(100, { userId: other.id });
-    const told = async () => (await g.storage.listMessages({ state: 'queued', limit: 200 })).filter((m) => m.reason !== null).length;
-    await g.drainUntil(async () => (await told()) > 1);
-    expect(await told()).toBeGreaterThanOrEqual(65);
-    await g.drainUntil(async () => (await told()) === 101);
+    await g.drainUntil(async () => (await told(g)) > 1);
+    expect(await told(g)).toBeGreaterThanOrEqual(65);
+    await g.drainUntil(async () => (await told(g)) === 101);
   });
 });
 
